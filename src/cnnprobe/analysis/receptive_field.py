@@ -1,0 +1,331 @@
+"""Receptive-field analysis over the IR: propagate tensor states in topological order, then turn
+them into :class:`~cnnprobe.results.LayerResult` objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+
+from ..geometry.arithmetic import GeometryError
+from ..geometry.qamap import QAMap
+from ..geometry.rules import AxisOp, RuleContext, run_rule
+from ..geometry.state import AxisState, Factor, TensorState, Window, plain_layout
+from ..ir import Graph, Node
+from ..results import (
+    ERROR,
+    OK,
+    UNCERTAIN,
+    UNKNOWN,
+    AxisGeometry,
+    Diagnostic,
+    LayerResult,
+)
+from .graph_order import topological_order
+
+#: IR kinds whose output grid differs from their input grid by construction.
+GEOMETRY_KINDS = frozenset(
+    {
+        "window",
+        "window_transpose",
+        "pool",
+        "pad",
+        "slice",
+        "resize",
+        "space_to_depth",
+        "depth_to_space",
+        "reduce",
+        "dense",
+        "gemm",
+        "matmul",
+        "unknown",
+    }
+)
+
+
+@dataclass
+class Propagation:
+    order: list[Node]
+    states: dict[str, TensorState]
+    layers: list[LayerResult]
+    diagnostics: list[Diagnostic]
+
+
+def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation:
+    pointwise = {p.lower() for p in assume_pointwise}
+    order = topological_order(graph)
+    n_in = graph.input.shape
+    spatial = graph.input.spatial_axes
+    states: dict[str, TensorState] = {
+        graph.input.name: TensorState(
+            n_in,
+            plain_layout(n_in, spatial),
+            tuple(AxisState(Window.identity()) for _ in spatial),
+        )
+    }
+    for name in (*graph.constants, *graph.other_inputs):
+        states[name] = TensorState.const(graph.declared_shapes.get(name))
+    diags: list[Diagnostic] = []
+    layers: list[LayerResult] = []
+    input_sizes = tuple(n_in[t] for t in spatial)
+    unknown_ops: dict[str, list[str]] = {}
+
+    for node in order:
+        ins = [states[n] if n else TensorState.const(()) for n in node.inputs]
+        params = [states[p] for p in node.params]
+        declared = [graph.declared_shapes.get(o) for o in node.outputs]
+        ctx = RuleContext(node, declared)
+        if not any(s.live for s in ins) and not any(p.live for p in params):
+            for k, out in enumerate(node.outputs):
+                states[out] = TensorState.const(declared[k])
+            continue
+        status = OK
+        op_node = node
+        if node.op == "unknown" and node.source_op.lower() in pointwise:
+            op_node = replace(node, op="elementwise", inputs=node.inputs[:1])
+            ins = ins[:1]
+        if op_node.op == "unknown":
+            status = UNKNOWN
+            unknown_ops.setdefault(node.source_op, []).append(node.name)
+        elif ins and not ins[0].live and op_node.op != "elementwise":
+            ctx.give_up(
+                "data-through-parameter",
+                "the image reaches this op only through a parameter input",
+            )
+        try:
+            outs = run_rule(op_node, ins, ctx)
+        except GeometryError as exc:
+            status = ERROR
+            diags.append(Diagnostic("bad-op", "error", node.name, str(exc)))
+            nsp = len(spatial)
+            outs = [
+                TensorState(
+                    d or (),
+                    tuple((Factor(x),) for x in d or ()),
+                    tuple(AxisState(None) for _ in range(nsp)),
+                    uncertain=True,
+                )
+                for d in declared
+            ]
+        if any(p.live for p in params):
+            ctx.note(
+                "input-dependent-parameter",
+                "info",
+                "a weight or shape operand is computed from the input: every output depends "
+                "on all of it",
+            )
+            outs = [o.make_global(range(o.rank), keep_window=True) for o in outs]
+            outs = [
+                o.with_axes(
+                    AxisState(a.window, a.is_global or any(pa.is_global for pa in _axes(params, i)))
+                    for i, a in enumerate(o.axes)
+                )
+                for o in outs
+            ]
+        upstream_uncertain = any(s.uncertain for s in ins if s.live)
+        if ctx.uncertain or upstream_uncertain:
+            outs = [replace(o, uncertain=True) for o in outs]
+        for note in ctx.notes:
+            diags.append(Diagnostic(note.code, note.severity, node.name, note.message))
+        _check_merge(node, [s for s in ins if s.live], diags)
+        for k, out_name in enumerate(node.outputs):
+            st = outs[min(k, len(outs) - 1)]
+            decl = declared[k]
+            if decl is not None and st.live and not _shapes_agree(st.shape, decl):
+                diags.append(
+                    Diagnostic(
+                        "shape-mismatch",
+                        "warning",
+                        node.name,
+                        f"computed shape {_fmt(st.shape)} of {out_name!r} differs from the "
+                        f"shape the file records, {_fmt(decl)}",
+                    )
+                )
+                if status == OK and not st.uncertain:
+                    st = replace(st, uncertain=True)
+            if decl is not None:
+                st = replace(st, shape=_fill(st.shape, decl))
+            states[out_name] = st
+            if not st.live:
+                continue
+            lstatus = status if status != OK else (UNCERTAIN if st.uncertain else OK)
+            name = node.name if k == 0 else f"{node.name}:{k}"
+            layers.append(_layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins))
+    for op, names in unknown_ops.items():
+        diags.append(
+            Diagnostic(
+                "unknown-op",
+                "error",
+                names[0],
+                f"operator {op!r} has no geometry rule ({len(names)} node(s): "
+                f"{', '.join(names[:3])}{'...' if len(names) > 3 else ''}); results that depend on "
+                "it are marked uncertain (declare it with --assume-pointwise if it is pointwise)",
+            )
+        )
+    return Propagation(order, states, layers, diags)
+
+
+def _axes(params: list[TensorState], i: int) -> list[AxisState]:
+    return [p.axes[i] for p in params if p.live and i < len(p.axes)]
+
+
+def _shapes_agree(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def _fill(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    if len(a) != len(b):
+        return a
+    return tuple(x if x is not None else y for x, y in zip(a, b))
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _check_merge(node: Node, ins: list[TensorState], diags: list[Diagnostic]) -> None:
+    """Report merges of paths whose grids differ (misaligned) or whose centres differ."""
+    if len(ins) < 2:
+        return
+    nsp = min(len(s.axes) for s in ins)
+    for a in range(nsp):
+        jumps: list[Fraction] = []
+        centres: list[Fraction] = []
+        for s in ins:
+            t, plain = s.location(a)
+            w = s.axes[a].window
+            if t is None or not plain or s.shape[t] == 1 or w is None or s.axes[a].is_global:
+                continue
+            j = w.jump
+            if j is None:
+                return
+            lo, hi = w.at(0)
+            jumps.append(j)
+            centres.append(Fraction(lo + hi, 2))
+        if len(set(jumps)) > 1:
+            diags.append(
+                Diagnostic(
+                    "misaligned-merge",
+                    "warning",
+                    node.name,
+                    f"axis {a}: merged paths have different jumps "
+                    f"({', '.join(_frac(j) for j in jumps)}): their units do not line up",
+                )
+            )
+        elif len(set(centres)) > 1:
+            diags.append(
+                Diagnostic(
+                    "off-centre-merge",
+                    "warning",
+                    node.name,
+                    f"axis {a}: merged paths are centred at different input positions "
+                    f"({', '.join(_frac(c) for c in centres)} for unit 0)",
+                )
+            )
+
+
+def _frac(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def _eval(m: QAMap, idx: np.ndarray) -> np.ndarray:
+    table = np.asarray(m.table, dtype=np.int64)
+    out: np.ndarray = table[idx % m.period] + (idx // m.period) * m.step
+    return out
+
+
+def axis_geometry(
+    st: TensorState, a: int, op: AxisOp | None, n_in: int | None
+) -> tuple[AxisGeometry, Window | None]:
+    t, plain = st.location(a)
+    size = st.shape[t] if t is not None and plain else None
+    ax = st.axes[a]
+    base = AxisGeometry(size=size, input_size=n_in, is_global=ax.is_global)
+    if op is not None:
+        base = replace(
+            base,
+            kernel=op.kernel,
+            stride=op.stride,
+            dilation=op.dilation,
+            pad_lo=op.pad_lo,
+            pad_hi=op.pad_hi,
+        )
+    w = ax.window if not st.uncertain else None
+    if w is None:
+        if ax.is_global and not st.uncertain:
+            base = replace(base, coverage_centre=1.0, coverage_min=1.0, full=True)
+        return base, None
+    units = size if size is not None else w.period
+    idx = np.arange(max(units, 1), dtype=np.int64)
+    lo = np.min([_eval(m, idx) for m in w.lo], axis=0)
+    hi = np.max([_eval(m, idx) for m in w.hi], axis=0)
+    widths = hi - lo + 1
+    lo0, hi0 = int(lo[0]), int(hi[0])
+    period = w.period
+    phases = tuple(int(x) for x in lo[:period]) if period > 1 and units >= period else ()
+    if period > 1 and not phases:
+        phases = tuple(w.at(i)[0] for i in range(period))
+    geo = replace(
+        base,
+        rf=int(widths.max()),
+        rf_min=int(widths.min()),
+        jump=w.jump,
+        start=lo0,
+        centre=Fraction(lo0 + hi0, 2),
+        phase_starts=phases,
+        misaligned=not w.aligned,
+    )
+    if n_in is not None and size is not None:
+        seen = np.minimum(hi, n_in - 1) - np.maximum(lo, 0) + 1
+        seen = np.clip(seen, 0, n_in)
+        centre = (size - 1) // 2
+        full = bool(lo[-1] <= 0 and hi[0] >= n_in - 1)
+        geo = replace(
+            geo,
+            coverage_centre=1.0 if ax.is_global else float(seen[centre]) / n_in,
+            coverage_min=1.0 if ax.is_global else float(seen.min()) / n_in,
+            full=True if ax.is_global else full,
+        )
+    return geo, w
+
+
+def _layer(
+    name: str,
+    node: Node,
+    out: str,
+    st: TensorState,
+    axis_ops: dict[int, AxisOp],
+    status: str,
+    input_sizes: tuple[int | None, ...],
+    ins: list[TensorState],
+) -> LayerResult:
+    geos = []
+    windows = []
+    for a in range(len(st.axes)):
+        g, w = axis_geometry(st, a, axis_ops.get(a), input_sizes[a])
+        geos.append(g)
+        windows.append(w)
+    changes = node.op in GEOMETRY_KINDS or bool(axis_ops)
+    if not changes and ins:
+        live = [s for s in ins if s.live]
+        changes = bool(live) and any(
+            s.axes[a].is_global != st.axes[a].is_global
+            for s in live
+            for a in range(min(len(s.axes), len(st.axes)))
+        )
+    return LayerResult(
+        name=name,
+        op=node.source_op,
+        kind=node.op,
+        output=out,
+        output_shape=st.shape,
+        axes=tuple(geos),
+        status=status,
+        is_spatial=st.is_spatial,
+        changes_geometry=changes,
+        windows=tuple(windows),
+    )

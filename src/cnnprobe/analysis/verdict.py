@@ -1,0 +1,80 @@
+"""Whole-model answers: downsampling stages, the last spatial layer and what it sees, where every
+unit first sees the whole input, and where the network goes global."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+
+from ..ir import Graph
+from ..results import OK, LayerResult, Stage, Verdict
+from .graph_order import feeds_outputs
+from .receptive_field import Propagation
+
+GLOBAL_KINDS = {
+    "reduce": "global pooling / reduction over positions",
+    "dense": "dense layer over flattened positions",
+    "gemm": "dense layer over flattened positions",
+    "matmul": "matrix product over positions (attention)",
+    "mix": "normalisation or softmax over positions",
+    "elementwise": "a global result merged back onto the feature map (squeeze-excitation)",
+    "window": "a convolution over positions folded into channels",
+}
+
+
+def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
+    useful = feeds_outputs(graph, prop.order)
+    layers = [lay for lay in prop.layers if lay.output in useful]
+    by_tensor = {lay.output: lay for lay in prop.layers}
+    nsp = len(graph.input.spatial_axes)
+    input_size = tuple(graph.input.shape[t] for t in graph.input.spatial_axes)
+
+    spatial = [lay for lay in layers if lay.is_spatial]
+    last = spatial[-1] if spatial else None
+    first_full = next((lay for lay in layers if lay.sees_full_input), None)
+    first_global = next((lay for lay in layers if lay.status == OK and lay.is_global), None)
+    global_spatial = next((lay for lay in spatial if lay.status == OK and lay.is_global), None)
+
+    stages: list[Stage] = []
+    ones: tuple[Fraction | None, ...] = tuple(Fraction(1) for _ in range(nsp))
+    for node in prop.order:
+        for out in node.outputs:
+            lay = by_tensor.get(out)
+            if lay is None or lay.output not in useful or lay.status != OK or not lay.is_spatial:
+                continue
+            src = next((by_tensor[n] for n in node.inputs if n and n in by_tensor), None)
+            before = tuple(src.jump) if src is not None else ones
+            after = tuple(lay.jump)
+            if src is not None and (src.status != OK or not src.is_spatial):
+                continue
+            if any(b is not None and a is not None and a != b for a, b in zip(after, before)):
+                stages.append(Stage(lay.name, lay.op, before, after))
+
+    certain = all(lay.status == OK for lay in layers)
+
+    def axes_of(lay: LayerResult | None, attr: str) -> tuple:  # type: ignore[type-arg]
+        if lay is None:
+            return tuple(None for _ in range(nsp))
+        return tuple(getattr(a, attr) for a in lay.axes)
+
+    cov_c = axes_of(last, "coverage_centre")
+    cov_m = axes_of(last, "coverage_min")
+    return Verdict(
+        input_size=input_size,
+        last_spatial_layer=last.name if last else None,
+        rf=axes_of(last, "rf"),
+        jump=axes_of(last, "jump"),
+        start=axes_of(last, "start"),
+        total_stride=axes_of(last, "jump"),
+        sees_full_input=last.sees_full_input if last else None,
+        coverage_centre=cov_c,
+        coverage_min=cov_m,
+        area_centre=None if any(c is None for c in cov_c) else prod(cov_c),
+        area_min=None if any(c is None for c in cov_m) else prod(cov_m),
+        first_full_coverage_layer=first_full.name if first_full else None,
+        first_global_layer=first_global.name if first_global else None,
+        global_kind=GLOBAL_KINDS.get(first_global.kind, first_global.op) if first_global else None,
+        global_while_spatial=global_spatial.name if global_spatial else None,
+        stages=tuple(stages),
+        certain=certain,
+    )

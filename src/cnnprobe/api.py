@@ -1,0 +1,59 @@
+"""The Python API: ``cnnprobe.analyze(path)`` returns an :class:`~cnnprobe.results.AnalysisResult`.
+
+The CLI is a thin layer over this function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from .analysis.receptive_field import propagate
+from .analysis.verdict import make_verdict
+from .errors import UsageError
+from .frontends import load_graph
+from .results import AnalysisResult, InputInfo, ModelInfo
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1x3x224x224"`` -> ``(1, 3, 224, 224)``."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--input-shape {text!r}: expected integers separated by 'x'") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise UsageError(f"--input-shape {text!r}: every dimension must be a positive integer")
+    return dims
+
+
+def analyze(
+    path: str | os.PathLike[str],
+    *,
+    input_name: str | None = None,
+    input_shape: Sequence[int] | str | None = None,
+    layout: str = "auto",
+    assume_pointwise: Iterable[str] = (),
+) -> AnalysisResult:
+    """Read a model file and compute per-layer receptive fields and the whole-model verdict.
+
+    ``input_name`` picks the image input when there are several; ``input_shape`` fixes symbolic
+    or missing dims (a sequence or ``"1x3x224x224"``); ``layout`` is ``auto``, ``nchw`` or
+    ``nhwc``; ``assume_pointwise`` names custom operators to treat as pointwise.
+    """
+    shape = (
+        parse_shape(input_shape)
+        if isinstance(input_shape, str)
+        else (tuple(int(d) for d in input_shape) if input_shape is not None else None)
+    )
+    graph = load_graph(os.fspath(path), input_name, shape, layout)
+    prop = propagate(graph, assume_pointwise)
+    verdict = make_verdict(graph, prop)
+    inp = graph.input
+    model = ModelInfo(
+        path=graph.path,
+        format=graph.format,
+        input=InputInfo(inp.name, inp.shape, inp.layout, inp.spatial_axes),
+        meta=dict(graph.meta),
+    )
+    return AnalysisResult(model, tuple(prop.layers), verdict, tuple(prop.diagnostics))

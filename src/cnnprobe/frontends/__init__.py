@@ -1,0 +1,46 @@
+"""Frontends: a model file becomes an :class:`~cnnprobe.ir.Graph`.
+
+Each frontend is imported only when a file of its format is read, so that start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ModelError
+from ..ir import Graph, Shape
+
+FORMATS = {".onnx": "onnx"}
+
+
+def detect_format(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    fmt = FORMATS.get(ext)
+    if fmt is not None:
+        return fmt
+    if os.path.isfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head.startswith(b"PK\x03\x04"):
+            return "keras"
+        if head.startswith(b"\x89HDF\r\n\x1a\n"):
+            return "h5"
+    known = ", ".join(sorted(FORMATS))
+    kind = ext or "(no extension)"
+    raise ModelError(f"unsupported file type {kind!r} (supported: {known})", path)
+
+
+def load_graph(
+    path: str,
+    input_name: str | None = None,
+    input_shape: Shape | None = None,
+    layout: str = "auto",
+) -> Graph:
+    if not os.path.exists(path):
+        raise ModelError("no such file", path)
+    fmt = detect_format(path)
+    if fmt == "onnx":
+        from .onnx_frontend import load_onnx
+
+        return load_onnx(path, input_name, input_shape, layout)
+    raise ModelError(f"{fmt} files are not supported yet", path)

@@ -1,0 +1,858 @@
+"""The geometry registry: one small rule per IR operator kind.
+
+A rule receives the node, the states of its data inputs and a :class:`RuleContext`, and returns one
+:class:`TensorState` per output. Rules compute output shapes themselves (a declared shape from the
+file is used only when an op's parameters are not static). Rules never see ONNX or Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from math import prod
+
+from ..ir import Dim, Node, Padding, Shape
+from .arithmetic import (
+    GeometryError,
+    k_eff,
+    resize_index_maps,
+    resolve_pads,
+    transpose_index_maps,
+    transpose_out_size,
+    transpose_pads,
+    window_index_maps,
+    window_out_size,
+)
+from .qamap import PeriodTooLarge, QAMap
+from .state import AxisState, Factor, Layout, TensorState, Window
+
+
+@dataclass(frozen=True)
+class AxisOp:
+    """What an op did along one input spatial axis, for reports."""
+
+    kernel: int | None = None
+    stride: Fraction | None = None
+    dilation: int | None = None
+    pad_lo: int | None = None
+    pad_hi: int | None = None
+
+
+@dataclass
+class Note:
+    code: str
+    severity: str
+    message: str
+
+
+@dataclass
+class RuleContext:
+    """What a rule may consult and report besides its inputs."""
+
+    node: Node
+    declared: list[Shape | None]
+    axis_ops: dict[int, AxisOp] = field(default_factory=dict)
+    notes: list[Note] = field(default_factory=list)
+    #: Set by a rule when its result must not be trusted (reason in ``notes``).
+    uncertain: bool = False
+
+    def note(self, code: str, severity: str, message: str) -> None:
+        self.notes.append(Note(code, severity, message))
+
+    def give_up(self, code: str, message: str) -> None:
+        self.note(code, "warning", message)
+        self.uncertain = True
+
+
+Rule = Callable[[Node, Sequence[TensorState], RuleContext], list[TensorState]]
+REGISTRY: dict[str, Rule] = {}
+
+
+def rule(*ops: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        for op in ops:
+            if op in REGISTRY:
+                raise RuntimeError(f"two geometry rules for {op!r}")
+            REGISTRY[op] = fn
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def _live(ins: Sequence[TensorState]) -> list[TensorState]:
+    return [s for s in ins if s.live]
+
+
+def _norm_axis(axis: int, rank: int) -> int:
+    a = axis + rank if axis < 0 else axis
+    if not 0 <= a < rank:
+        raise GeometryError(f"axis {axis} out of range for rank {rank}")
+    return a
+
+
+def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
+    """New size of tensor axis ``t``; a plain axis keeps its identity, a folded one loses sizes."""
+    factors = layout[t]
+    big = [f for f in factors if f.size != 1]
+    if len(big) <= 1:
+        keep = big[0] if big else (factors[0] if factors else Factor(size))
+        new: tuple[Factor, ...] = (Factor(size, keep.spatial),)
+    else:
+        new = tuple(Factor(None, f.spatial) for f in factors)
+    return layout[:t] + (new,) + layout[t + 1 :]
+
+
+def _move_window(
+    state: TensorState, t: int, lo_idx: QAMap, hi_idx: QAMap, ctx: RuleContext
+) -> tuple[TensorState, int | None]:
+    """Apply per-unit index maps along tensor axis ``t``; returns the spatial axis affected."""
+    spatial = [f.spatial for f in state.layout[t] if f.spatial is not None]
+    if not spatial:
+        return state, None
+    a = spatial[0]
+    _, plain = state.location(a)
+    if len(spatial) > 1 or not plain:
+        ctx.give_up(
+            "window-on-folded-axis",
+            f"sliding along tensor axis {t}, which holds several input axes after a reshape",
+        )
+        return state.set_axis(a, AxisState(None, state.axes[a].is_global)), a
+    ax = state.axes[a]
+    if ax.window is None:
+        return state, a
+    try:
+        window = ax.window.through(lo_idx, hi_idx)
+    except PeriodTooLarge:
+        ctx.give_up("period-too-large", "upsampling pattern too irregular to track exactly")
+        window = None
+    return state.set_axis(a, AxisState(window, ax.is_global)), a
+
+
+def _shape_with(shape: Shape, t: int, size: Dim) -> Shape:
+    return shape[:t] + (size,) + shape[t + 1 :]
+
+
+def _need(x: Dim, what: str) -> int:
+    if x is None:
+        raise GeometryError(f"{what} is unknown (give --input-shape)")
+    return x
+
+
+def _declared(ctx: RuleContext, k: int = 0) -> Shape | None:
+    return ctx.declared[k] if k < len(ctx.declared) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# window operators
+
+
+@rule("window", "pool")
+def window_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    a = node.attrs
+    axes: tuple[int, ...] = tuple(_norm_axis(t, x.rank) for t in a["spatial_axes"])
+    kernel, strides, dils = a["kernel"], a["strides"], a["dilations"]
+    padding: Padding = a["padding"]
+    ceil_mode = bool(a.get("ceil_mode", False))
+    out = x
+    shape = x.shape
+    for e, t in enumerate(axes):
+        k, s, d = kernel[e], strides[e], dils[e]
+        n = x.shape[t]
+        lo0 = padding.lo[e] if padding.lo else 0
+        hi0 = padding.hi[e] if padding.hi else 0
+        pads = resolve_pads(padding.mode, lo0, hi0, n, k, s, d)
+        if pads is None:
+            raise GeometryError(f"'same' padding needs the size of axis {t} (give --input-shape)")
+        lo, hi = pads
+        size = None if n is None else window_out_size(n, k, s, d, lo, hi, ceil_mode)
+        first, last = window_index_maps(k, s, d, lo)
+        out, sp = _move_window(out, t, first, last, ctx)
+        if sp is not None:
+            ctx.axis_ops[sp] = AxisOp(k, Fraction(s), d, lo, hi)
+        shape = _shape_with(shape, t, size)
+        out = replace(out, layout=_set_size(out.layout, t, size))
+    ch = a.get("channel_axis")
+    if ch is not None:
+        c = _norm_axis(ch, x.rank)
+        out = out.make_global([c], keep_window=True)
+        shape = _shape_with(shape, c, a.get("out_channels"))
+        out = replace(out, layout=_set_size(out.layout, c, shape[c]))
+    return [replace(out, shape=shape)]
+
+
+@rule("window_transpose")
+def transpose_conv_rule(
+    node: Node, ins: Sequence[TensorState], ctx: RuleContext
+) -> list[TensorState]:
+    x = ins[0]
+    a = node.attrs
+    axes = tuple(_norm_axis(t, x.rank) for t in a["spatial_axes"])
+    padding: Padding = a["padding"]
+    out_sizes = a.get("output_size")
+    out_pads = a.get("output_padding") or (0,) * len(axes)
+    out, shape = x, x.shape
+    for e, t in enumerate(axes):
+        k, s, d = a["kernel"][e], a["strides"][e], a["dilations"][e]
+        n = x.shape[t]
+        target = out_sizes[e] if out_sizes else None
+        if padding.mode == "explicit" and target is None:
+            lo, hi = padding.lo[e], padding.hi[e]
+        elif padding.mode == "valid" and target is None:
+            lo, hi = 0, 0
+        else:
+            nn = _need(n, f"size of axis {t}")
+            lo, hi = transpose_pads(padding.mode, nn, k, s, d, out_pads[e], target)
+        size = None if n is None else transpose_out_size(n, k, s, d, lo, hi, out_pads[e])
+        if size is not None and size <= 0:
+            raise GeometryError(f"transposed convolution gives size {size} on axis {t}")
+        first, last, empty = transpose_index_maps(k, s, d, lo)
+        if empty:
+            ctx.note(
+                "transpose-gaps",
+                "warning",
+                f"stride {s} exceeds the kernel span {k_eff(k, d)} on axis {t}: some output "
+                "units read no input pixel (only the bias)",
+            )
+        out, sp = _move_window(out, t, first, last, ctx)
+        if sp is not None:
+            ctx.axis_ops[sp] = AxisOp(k, Fraction(1, s), d, lo, hi)
+        shape = _shape_with(shape, t, size)
+        out = replace(out, layout=_set_size(out.layout, t, size))
+    c = _norm_axis(a["channel_axis"], x.rank)
+    out = out.make_global([c], keep_window=True)
+    shape = _shape_with(shape, c, a.get("out_channels"))
+    out = replace(out, layout=_set_size(out.layout, c, shape[c]))
+    return [replace(out, shape=shape)]
+
+
+@rule("pad")
+def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    pads = node.attrs.get("pads")
+    if pads is None:
+        decl = _declared(ctx)
+        ctx.give_up("pads-not-static", "pad amounts are computed at run time")
+        shape = decl if decl is not None else tuple(None for _ in x.shape)
+        return [_unknown_windows(x, shape)]
+    if len(pads) != x.rank:
+        raise GeometryError(f"{len(pads)} pad pairs for a tensor of rank {x.rank}")
+    out, shape = x, x.shape
+    for t, (lo, hi) in enumerate(pads):
+        if lo == 0 and hi == 0:
+            continue
+        n = x.shape[t]
+        size = None if n is None else n + lo + hi
+        if size is not None and size <= 0:
+            raise GeometryError(f"padding {lo},{hi} leaves nothing of axis {t} (size {n})")
+        m = QAMap.affine(-lo, 1)
+        out, sp = _move_window(out, t, m, m, ctx)
+        if sp is not None:
+            ctx.axis_ops[sp] = AxisOp(pad_lo=lo, pad_hi=hi)
+        shape = _shape_with(shape, t, size)
+        out = replace(out, layout=_set_size(out.layout, t, size))
+    return [replace(out, shape=shape)]
+
+
+def _slice_bounds(n: int, start: int, end: int, step: int) -> tuple[int, int]:
+    """First index and length of ``range(start, end, step)`` clamped as numpy/ONNX do."""
+    if step == 0:
+        raise GeometryError("slice step 0")
+    lo_clamp, hi_clamp = (0, n) if step > 0 else (-1, n - 1)
+    start = start + n if start < 0 else start
+    end = end + n if end < 0 else end
+    start = min(max(start, lo_clamp), hi_clamp)
+    end = min(max(end, lo_clamp), hi_clamp)
+    length = max(0, -(-(end - start) // step)) if step > 0 else max(0, -(-(start - end) // -step))
+    return start, length
+
+
+@rule("slice")
+def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    slices = node.attrs.get("slices")
+    if slices is None:
+        decl = _declared(ctx)
+        ctx.give_up("slice-not-static", "slice bounds are computed at run time")
+        return [_unknown_windows(x, decl or tuple(None for _ in x.shape))]
+    out, shape = x, x.shape
+    for axis, start, end, step in slices:
+        t = _norm_axis(axis, x.rank)
+        n = x.shape[t]
+        first: int
+        length: int | None
+        if n is None:
+            if start >= 0 and step > 0 and end >= (1 << 62):
+                first, length = start, None
+            else:
+                raise GeometryError(f"slicing axis {t} of unknown size (give --input-shape)")
+        else:
+            first, known = _slice_bounds(n, start, end, step)
+            length = known
+        if step < 0:
+            ctx.give_up("reversed-axis", f"negative slice step reverses tensor axis {t}")
+            spatial = [f.spatial for f in out.layout[t] if f.spatial is not None]
+            for gone in spatial:
+                out = out.set_axis(gone, AxisState(None, out.axes[gone].is_global))
+        else:
+            m = QAMap.affine(first, step)
+            out, sp = _move_window(out, t, m, m, ctx)
+            if sp is not None:
+                ctx.axis_ops[sp] = AxisOp(stride=Fraction(step), pad_lo=-first)
+        shape = _shape_with(shape, t, length)
+        out = replace(out, layout=_set_size(out.layout, t, length))
+    return [replace(out, shape=shape)]
+
+
+@rule("resize")
+def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    a = node.attrs
+    scales = a.get("scales")
+    sizes = a.get("sizes")
+    decl = _declared(ctx)
+    if scales is None and sizes is None:
+        if decl is None:
+            raise GeometryError("resize target is computed at run time and no shape is recorded")
+        sizes = decl
+    out, shape = x, x.shape
+    for t in range(x.rank):
+        n = x.shape[t]
+        if sizes is not None:
+            size = sizes[t]
+            if size is None or n is None:
+                if size == n:
+                    continue
+                raise GeometryError(f"resize of axis {t} with unknown size (give --input-shape)")
+            scale = Fraction(size, n)
+        else:
+            assert scales is not None
+            factor = float(scales[t])
+            scale = Fraction(factor).limit_denominator(1 << 12)
+            if n is None:
+                if scale == 1:
+                    continue
+                raise GeometryError(f"resize of axis {t} with unknown size (give --input-shape)")
+            size = int(n * factor)
+        if size == n and scale == 1 and a.get("coord_mode") != "align_corners":
+            continue
+        if size <= 0:
+            raise GeometryError(f"resize gives size {size} on axis {t}")
+        first, last = resize_index_maps(
+            scale,
+            n,
+            size,
+            a.get("mode", "nearest"),
+            a.get("coord_mode", "half_pixel"),
+            a.get("nearest_mode", "round_prefer_floor"),
+        )
+        out, sp = _move_window(out, t, first, last, ctx)
+        if sp is not None:
+            ctx.axis_ops[sp] = AxisOp(stride=1 / scale)
+        shape = _shape_with(shape, t, size)
+        out = replace(out, layout=_set_size(out.layout, t, size))
+    return [replace(out, shape=shape)]
+
+
+@rule("space_to_depth", "depth_to_space")
+def block_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    b = int(node.attrs["block"])
+    axes = [_norm_axis(t, x.rank) for t in node.attrs["spatial_axes"]]
+    c = _norm_axis(node.attrs["channel_axis"], x.rank)
+    to_depth = node.op == "space_to_depth"
+    out, shape = x, x.shape
+    for t in axes:
+        n = x.shape[t]
+        if to_depth:
+            if n is not None and n % b:
+                raise GeometryError(f"size {n} of axis {t} is not a multiple of block {b}")
+            first, last = window_index_maps(b, b, 1, 0)
+            size = None if n is None else n // b
+        else:
+            first = last = QAMap(b, 1, (0,) * b)
+            size = None if n is None else n * b
+        out, sp = _move_window(out, t, first, last, ctx)
+        if sp is not None:
+            ctx.axis_ops[sp] = AxisOp(
+                b if to_depth else None, Fraction(b) if to_depth else Fraction(1, b)
+            )
+        shape = _shape_with(shape, t, size)
+        out = replace(out, layout=_set_size(out.layout, t, size))
+    ch = x.shape[c]
+    factor = b ** len(axes)
+    new_c = None if ch is None else (ch * factor if to_depth else ch // factor)
+    shape = _shape_with(shape, c, new_c)
+    out = replace(out, layout=_set_size(out.layout, c, new_c))
+    return [replace(out, shape=shape)]
+
+
+# ---------------------------------------------------------------------------------------------
+# mixing operators
+
+
+@rule("reduce")
+def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    axes_attr = node.attrs.get("axes")
+    if axes_attr is None:
+        raise GeometryError("reduction axes are computed at run time")
+    axes = sorted({_norm_axis(t, x.rank) for t in axes_attr} or range(x.rank))
+    out = x.make_global(axes, keep_window=False)
+    if node.attrs.get("keepdims", True):
+        layout = out.layout
+        shape = out.shape
+        for t in axes:
+            layout = _set_size(layout, t, 1)
+            shape = _shape_with(shape, t, 1)
+        return [replace(out, layout=layout, shape=shape)]
+    keep = [t for t in range(x.rank) if t not in axes]
+    riders = tuple(
+        Factor(1, f.spatial) for t in axes for f in out.layout[t] if f.spatial is not None
+    )
+    layout = _attach(tuple(out.layout[t] for t in keep), riders)
+    return [replace(out, layout=layout, shape=tuple(out.shape[t] for t in keep))]
+
+
+@rule("mix")
+def mix_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    axes = [_norm_axis(t, x.rank) for t in node.attrs["axes"]]
+    return [x.make_global(axes, keep_window=True)]
+
+
+@rule("dense")
+def dense_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    t = _norm_axis(node.attrs.get("axis", -1), x.rank)
+    out = x.make_global([t], keep_window=False)
+    units = node.attrs.get("units")
+    layout = out.layout[:t] + ((Factor(units),),) + out.layout[t + 1 :]
+    return [replace(out, layout=layout, shape=_shape_with(x.shape, t, units))]
+
+
+@rule("gemm")
+def gemm_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    a_in = ins[0]
+    if a_in.rank != 2:
+        raise GeometryError(f"Gemm input of rank {a_in.rank}, expected 2")
+    ta = bool(node.attrs.get("trans_a", False))
+    k_axis, m_axis = (0, 1) if ta else (1, 0)
+    a = a_in.make_global([k_axis], keep_window=False)
+    units = node.attrs.get("units")
+    rows = (a.layout[m_axis], (Factor(units),))
+    parts = [replace(a, layout=rows, shape=(a.shape[m_axis], units))]
+    if len(ins) > 1 and ins[1].live:
+        b = ins[1]
+        tb = bool(node.attrs.get("trans_b", False))
+        kb, nb = (1, 0) if tb else (0, 1)
+        b = b.make_global([kb], keep_window=False)
+        parts.append(replace(b, layout=((Factor(1),), b.layout[nb]), shape=(1, b.shape[nb])))
+    return [_merge(parts, (a.shape[m_axis], units), ctx)]
+
+
+@rule("matmul")
+def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    a, b = ins[0], ins[1]
+    if a.rank < 2 or b.rank < 2:
+        raise GeometryError("MatMul with a 1-D operand is not supported")
+    a = a.make_global([a.rank - 1], keep_window=False)
+    b = b.make_global([b.rank - 2], keep_window=False)
+    batch = _broadcast_shape([a.shape[:-2], b.shape[:-2]])
+    out_shape = batch + (a.shape[-2], b.shape[-1])
+    # A contributes rows (its axis -2), B contributes columns (its axis -1)
+    a_part = replace(a, layout=a.layout[:-1] + ((Factor(1),),), shape=a.shape[:-1] + (1,))
+    b_part = replace(
+        b,
+        layout=b.layout[:-2] + ((Factor(1),),) + b.layout[-1:],
+        shape=b.shape[:-2] + (1,) + b.shape[-1:],
+    )
+    return [_merge([p for p in (a_part, b_part) if p.live], out_shape, ctx)]
+
+
+# ---------------------------------------------------------------------------------------------
+# merges and layout changes
+
+
+def _broadcast_shape(shapes: Sequence[Shape]) -> Shape:
+    rank = max((len(s) for s in shapes), default=0)
+    out: list[Dim] = []
+    for t in range(rank):
+        dims = [s[t - rank + len(s)] for s in shapes if t - rank + len(s) >= 0]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise GeometryError(f"shapes {', '.join(map(str, shapes))} do not broadcast")
+        if known:
+            out.append(known.pop())
+        elif any(d is None for d in dims):
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> TensorState:
+    """Union of the dependences of live ``parts``, broadcast (numpy rules) to ``out_shape``."""
+    rank = len(out_shape)
+    nspatial = max(len(p.axes) for p in parts)
+    layout: list[tuple[Factor, ...] | None] = [None] * rank
+    windows: list[list[Window | None]] = [[] for _ in range(nspatial)]
+    glob = [False] * nspatial
+    for p in parts:
+        off = rank - p.rank
+        broadcast_spatial: set[int] = set()
+        for t in range(p.rank):
+            n_out = out_shape[t + off]
+            if p.shape[t] == 1 and n_out != 1:
+                broadcast_spatial |= {f.spatial for f in p.layout[t] if f.spatial is not None}
+                continue
+            mine = p.layout[t]
+            if layout[t + off] is None or not _has_spatial(layout[t + off]):
+                layout[t + off] = mine
+            elif _has_spatial(mine) and _spatial_ids(mine) != _spatial_ids(layout[t + off]):
+                ctx.give_up(
+                    "crossed-axes",
+                    f"merging tensors whose axis {t + off} holds different input axes",
+                )
+        for sp, ax in enumerate(p.axes):
+            glob[sp] |= ax.is_global
+            w = ax.window
+            if ax.is_global and w is None:
+                continue
+            if w is not None and sp in broadcast_spatial:
+                zero = QAMap.constant(0)
+                w = w.through(zero, zero)
+            windows[sp].append(w)
+    axes = []
+    for sp in range(nspatial):
+        ws = windows[sp]
+        if not ws or any(w is None for w in ws):
+            win = None
+        else:
+            win = ws[0]
+            for w in ws[1:]:
+                if win is None or w is None:
+                    break
+                try:
+                    win = win.union(w)
+                except PeriodTooLarge:
+                    ctx.give_up("period-too-large", "merge too irregular to track exactly")
+                    win = None
+                    break
+        axes.append(AxisState(win, glob[sp]))
+    full_layout = tuple(
+        _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
+    )
+    return TensorState(
+        out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
+    )
+
+
+def _fit(factors: tuple[Factor, ...], size: Dim) -> tuple[Factor, ...]:
+    big = [f for f in factors if f.size != 1]
+    if len(big) == 1 and big[0].size != size:
+        return (Factor(size, big[0].spatial),)
+    return factors
+
+
+def _has_spatial(factors: tuple[Factor, ...] | None) -> bool:
+    return factors is not None and any(f.spatial is not None for f in factors)
+
+
+def _spatial_ids(factors: tuple[Factor, ...] | None) -> tuple[int, ...]:
+    return tuple(f.spatial for f in factors or () if f.spatial is not None)
+
+
+@rule("elementwise")
+def elementwise_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    shapes = [s.shape for s in ins]
+    target = node.attrs.get("broadcast_to")
+    if target is not None:
+        shapes.append(tuple(int(d) for d in target))
+    shape = _broadcast_shape(shapes)
+    return [_merge(_live(ins), shape, ctx) for _ in node.outputs]
+
+
+@rule("concat")
+def concat_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    rank = ins[0].rank
+    t = _norm_axis(node.attrs["axis"], rank)
+    dims = [s.shape[t] for s in ins]
+    total = None if any(d is None for d in dims) else sum(d for d in dims if d is not None)
+    others = [s.shape[:t] + s.shape[t + 1 :] for s in ins]
+    base = _broadcast_shape(others)
+    shape = base[:t] + (total,) + base[t:]
+    live = _live(ins)
+    if any(_has_spatial(s.layout[t]) for s in live):
+        ctx.give_up(
+            "concat-along-spatial-axis",
+            f"concatenation along tensor axis {t}, which holds an input spatial axis",
+        )
+        parts = [
+            replace(
+                s.with_axes(AxisState(None, ax.is_global) for ax in s.axes),
+                layout=_set_size(s.layout, t, total),
+                shape=_shape_with(s.shape, t, total),
+            )
+            for s in live
+        ]
+        return [_merge(parts, shape, ctx)]
+    parts = [
+        replace(s, layout=_set_size(s.layout, t, total), shape=_shape_with(s.shape, t, total))
+        for s in live
+    ]
+    return [_merge(parts, shape, ctx)]
+
+
+@rule("split")
+def split_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    t = _norm_axis(node.attrs["axis"], x.rank)
+    n = x.shape[t]
+    count = len(node.outputs)
+    sizes = node.attrs.get("sizes")
+    if sizes is None:
+        n = _need(n, f"size of split axis {t}")
+        part = -(-n // count)
+        sizes = [min(part, n - k * part) for k in range(count)]
+    outs = []
+    offset = 0
+    for size in sizes:
+        m = QAMap.affine(offset, 1)
+        st, sp = _move_window(x, t, m, m, ctx)
+        if sp is not None:
+            ctx.axis_ops[sp] = AxisOp(pad_lo=-offset)
+        outs.append(
+            replace(st, layout=_set_size(st.layout, t, size), shape=_shape_with(x.shape, t, size))
+        )
+        offset += size
+    return outs
+
+
+@rule("transpose")
+def transpose_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    perm = node.attrs.get("perm") or tuple(reversed(range(x.rank)))
+    if sorted(perm) != list(range(x.rank)):
+        raise GeometryError(f"perm {perm} is not a permutation of {x.rank} axes")
+    return [
+        replace(x, layout=tuple(x.layout[p] for p in perm), shape=tuple(x.shape[p] for p in perm))
+    ]
+
+
+@rule("gather")
+def gather_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    t = _norm_axis(node.attrs.get("axis", 0), x.rank)
+    idx_shape: Shape = tuple(node.attrs.get("indices_shape") or ())
+    out = x
+    for sp in _spatial_ids(x.layout[t]):
+        ax = x.axes[sp]
+        if not ax.is_global:
+            ctx.give_up("gather-on-spatial-axis", f"gathering positions along tensor axis {t}")
+            out = out.set_axis(sp, AxisState(None, False))
+    new = tuple((Factor(d),) for d in idx_shape)
+    return [
+        replace(
+            out,
+            layout=out.layout[:t] + new + out.layout[t + 1 :],
+            shape=x.shape[:t] + idx_shape + x.shape[t + 1 :],
+        )
+    ]
+
+
+def _regroup(x: TensorState, groups: Sequence[Sequence[int]], shape: Shape) -> TensorState:
+    """Output axis ``k`` is the row-major fold of input axes ``groups[k]``."""
+    layout = tuple(tuple(f for t in g for f in x.layout[t]) or (Factor(1),) for g in groups)
+    return replace(x, layout=tuple(_fit(lay, d) for lay, d in zip(layout, shape)), shape=shape)
+
+
+@rule("flatten")
+def flatten_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    axis = node.attrs.get("axis", 1)
+    axis = axis + x.rank if axis < 0 else axis
+    left, right = x.shape[:axis], x.shape[axis:]
+    shape = (_prod(left), _prod(right))
+    return [_regroup(x, [range(axis), range(axis, x.rank)], shape)]
+
+
+def _prod(dims: Sequence[Dim]) -> Dim:
+    return None if any(d is None for d in dims) else prod(d for d in dims if d is not None)
+
+
+@rule("squeeze")
+def squeeze_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    axes = node.attrs.get("axes")
+    if axes is None:
+        drop = {t for t, d in enumerate(x.shape) if d == 1}
+    else:
+        drop = {_norm_axis(t, x.rank) for t in axes}
+    keep = [t for t in range(x.rank) if t not in drop]
+    riders = tuple(f for t in sorted(drop) for f in x.layout[t] if f.spatial is not None)
+    layout = _attach(tuple(x.layout[t] for t in keep), riders)
+    return [replace(x, layout=layout, shape=tuple(x.shape[t] for t in keep))]
+
+
+@rule("unsqueeze")
+def unsqueeze_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    rank = x.rank + len(node.attrs["axes"])
+    new = {_norm_axis(t, rank) for t in node.attrs["axes"]}
+    layout: list[tuple[Factor, ...]] = []
+    shape: list[Dim] = []
+    it = iter(range(x.rank))
+    for t in range(rank):
+        if t in new:
+            layout.append((Factor(1),))
+            shape.append(1)
+        else:
+            s = next(it)
+            layout.append(x.layout[s])
+            shape.append(x.shape[s])
+    return [replace(x, layout=tuple(layout), shape=tuple(shape))]
+
+
+@rule("reshape")
+def reshape_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    target = node.attrs.get("target")
+    shape = _reshape_target(x.shape, target, bool(node.attrs.get("allowzero", False)))
+    if shape is None:
+        decl = _declared(ctx)
+        if decl is None:
+            raise GeometryError("reshape target is computed at run time and no shape is recorded")
+        shape = decl
+    layout = _match_factors(x, shape, target)
+    if layout is None:
+        if any(f.spatial is not None for fs in x.layout for f in fs):
+            ctx.give_up(
+                "reshape-untracked",
+                f"cannot follow the input's spatial axes through a reshape {x.shape} -> {shape}",
+            )
+        return [_unknown_windows(x, shape)]
+    return [replace(x, layout=layout, shape=shape)]
+
+
+def _reshape_target(shape: Shape, target: Sequence[int] | None, allowzero: bool) -> Shape | None:
+    if target is None:
+        return None
+    out: list[Dim] = []
+    for k, d in enumerate(target):
+        if d == 0 and not allowzero:
+            if k >= len(shape):
+                raise GeometryError(f"reshape copies axis {k} of a rank-{len(shape)} tensor")
+            out.append(shape[k])
+        else:
+            out.append(int(d))
+    if out.count(-1) > 1:
+        raise GeometryError("reshape with more than one -1")
+    if -1 in out:
+        total = _prod(shape)
+        rest = _prod([d for d in out if d != -1])
+        if total is None or rest is None:
+            # an unknown (batch) dim copied through 0 cancels out with the same dim of the input
+            known_in = [d for d in shape if d is not None]
+            known_out = [d for d in out if d is not None and d != -1]
+            if shape.count(None) == out.count(None) == 1:
+                infer = prod(known_in) // max(prod(known_out), 1)
+                return tuple(infer if d == -1 else d for d in out)
+            return tuple(None if d == -1 else d for d in out)
+        if rest == 0 or total % rest:
+            raise GeometryError(f"cannot reshape {shape} into {tuple(target)}")
+        out = [total // rest if d == -1 else d for d in out]
+    return tuple(out)
+
+
+def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -> Layout | None:
+    """Distribute the input's factors (row-major) over the output axes; ``None`` if a spatial
+    factor would have to be split or sizes are unknown."""
+    factors = [f for fs in x.layout for f in fs if f.size != 1]
+    # spatial axes of size 1 carry no positions but must stay findable (a later dense layer
+    # makes them global): they ride along with the first output axis that has several elements
+    riders = tuple(f for fs in x.layout for f in fs if f.size == 1 and f.spatial is not None)
+    out: list[tuple[Factor, ...]] = []
+    i = 0
+    for d in shape:
+        if d == 1:
+            out.append((Factor(1),))
+            continue
+        if d is None:
+            if i < len(factors) and factors[i].size is None:
+                out.append((factors[i],))
+                i += 1
+                continue
+            return None
+        group: list[Factor] = []
+        need = d
+        while need > 1:
+            if i >= len(factors):
+                return None
+            f = factors[i]
+            if f.size is None:
+                return None
+            if need % f.size == 0:
+                group.append(f)
+                need //= f.size
+                i += 1
+            elif f.size % need == 0 and f.spatial is None:
+                group.append(Factor(need))
+                factors[i] = Factor(f.size // need)
+                need = 1
+            else:
+                return None
+        out.append(tuple(group))
+    if i != len(factors):
+        return None
+    return _attach(tuple(_fit(g, d) for g, d in zip(out, shape)), riders)
+
+
+def _attach(layout: Layout, riders: tuple[Factor, ...]) -> Layout:
+    """Add size-1 spatial factors to the last axis with more than one element (else the last)."""
+    if not riders or not layout:
+        return layout
+    big = [t for t, fs in enumerate(layout) if any(f.size != 1 for f in fs)]
+    t = big[-1] if big else len(layout) - 1
+    return layout[:t] + (layout[t] + riders,) + layout[t + 1 :]
+
+
+def _unknown_windows(x: TensorState, shape: Shape) -> TensorState:
+    axes = tuple(AxisState(None, ax.is_global) for ax in x.axes)
+    return TensorState(shape, tuple((Factor(d),) for d in shape), axes, live=True, uncertain=True)
+
+
+@rule("unknown")
+def unknown_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    nspatial = max((len(s.axes) for s in ins), default=0)
+    outs = []
+    for k in range(len(node.outputs)):
+        decl = _declared(ctx, k)
+        shape: Shape = decl if decl is not None else ()
+        axes = tuple(AxisState(None) for _ in range(nspatial))
+        outs.append(
+            TensorState(shape, tuple((Factor(d),) for d in shape), axes, live=True, uncertain=True)
+        )
+    return outs
+
+
+def run_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    """Apply the registered rule; raises :class:`GeometryError` for malformed ops."""
+    fn = REGISTRY.get(node.op)
+    if fn is None:
+        raise GeometryError(f"no geometry rule for IR op {node.op!r}")
+    try:
+        return fn(node, ins, ctx)
+    except (KeyError, IndexError, TypeError) as exc:
+        raise GeometryError(f"malformed attributes ({type(exc).__name__}: {exc})") from exc
+
+
+@rule("constant", "shape")
+def constant_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    """Values that do not depend on the input's values (``Shape`` reads only its shape)."""
+    return [TensorState.const(_declared(ctx, k)) for k in range(len(node.outputs))]

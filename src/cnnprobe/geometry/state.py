@@ -1,0 +1,171 @@
+"""What the analysis knows about one tensor: its shape, where the input's spatial axes live in it,
+and, per input spatial axis, which input pixels each unit depends on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from ..ir import Shape
+from .qamap import QAMap, envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Unit ``i`` reads input pixels ``[min(m(i) for m in lo), max(m(i) for m in hi)]``.
+
+    More than one map on a side only happens after merging paths with different jumps.
+    """
+
+    lo: tuple[QAMap, ...]
+    hi: tuple[QAMap, ...]
+
+    @staticmethod
+    def identity() -> Window:
+        m = QAMap.affine(0, 1)
+        return Window((m,), (m,))
+
+    def at(self, i: int) -> tuple[int, int]:
+        return min(m(i) for m in self.lo), max(m(i) for m in self.hi)
+
+    def through(self, lo_idx: QAMap, hi_idx: QAMap) -> Window:
+        """The window of an op's output whose unit ``i`` reads this tensor's units
+        ``lo_idx(i)..hi_idx(i)`` (both non-decreasing)."""
+        return Window(
+            envelope(tuple(m.compose(lo_idx) for m in self.lo), min),
+            envelope(tuple(m.compose(hi_idx) for m in self.hi), max),
+        )
+
+    def union(self, other: Window) -> Window:
+        return Window(envelope(self.lo + other.lo, min), envelope(self.hi + other.hi, max))
+
+    @property
+    def aligned(self) -> bool:
+        return len(self.lo) == 1 and len(self.hi) == 1 and self.lo[0].slope == self.hi[0].slope
+
+    @property
+    def jump(self) -> Fraction | None:
+        return self.lo[0].slope if self.aligned else None
+
+    @property
+    def period(self) -> int:
+        p = 1
+        for m in self.lo + self.hi:
+            p = p * m.period // _gcd(p, m.period)
+        return p
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+@dataclass(frozen=True, slots=True)
+class AxisState:
+    """One spatial axis of the model input, as seen from a tensor.
+
+    ``window`` is the local window (``None``: unknown, or no local path reaches this tensor);
+    ``is_global`` says every unit depends on every input pixel along this axis, through a global op.
+    """
+
+    window: Window | None
+    is_global: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """A factor of a tensor axis: tensor axes can hold several input axes after a reshape
+    (row-major). ``spatial`` is the input spatial axis it indexes, ``None`` for other data."""
+
+    size: int | None
+    spatial: int | None = None
+
+
+Layout = tuple[tuple[Factor, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorState:
+    """Everything known about one tensor.
+
+    ``live``: its values depend on the analysed input (constants and shape computations do not).
+    ``uncertain``: something upstream has no geometry rule; windows are then not trusted.
+    """
+
+    shape: Shape
+    layout: Layout
+    axes: tuple[AxisState, ...]
+    live: bool = True
+    uncertain: bool = False
+
+    @staticmethod
+    def const(shape: Shape | None) -> TensorState:
+        shp: Shape = shape if shape is not None else ()
+        return TensorState(shp, tuple((Factor(d),) for d in shp), (), live=False)
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def location(self, spatial: int) -> tuple[int | None, bool]:
+        """Tensor axis holding input axis ``spatial`` and whether it holds it alone (``plain``).
+
+        Factors of size 1 do not count as company.
+        """
+        for t, factors in enumerate(self.layout):
+            if any(f.spatial == spatial for f in factors):
+                company = [f for f in factors if f.spatial != spatial and f.size != 1]
+                return t, not company
+        return None, False
+
+    def spatial_map(self) -> dict[int, int]:
+        """Input spatial axis -> tensor axis, for the axes that live plainly in a tensor axis."""
+        out: dict[int, int] = {}
+        for a in range(len(self.axes)):
+            t, plain = self.location(a)
+            if t is not None and plain:
+                out[a] = t
+        return out
+
+    @property
+    def is_spatial(self) -> bool:
+        """A feature map: every input spatial axis lives alone in a tensor axis, and the tensor is
+        not merely the 1x1 result of a global reduction."""
+        if not self.live or not self.axes:
+            return False
+        smap = self.spatial_map()
+        if len(smap) != len(self.axes):
+            return False
+        sizes = [self.shape[t] for t in smap.values()]
+        return any(s != 1 for s in sizes) or not all(ax.is_global for ax in self.axes)
+
+    def with_axes(self, axes: Iterable[AxisState]) -> TensorState:
+        return replace(self, axes=tuple(axes))
+
+    def set_axis(self, spatial: int, axis: AxisState) -> TensorState:
+        axes = list(self.axes)
+        axes[spatial] = axis
+        return replace(self, axes=tuple(axes))
+
+    def make_global(self, tensor_axes: Iterable[int], keep_window: bool) -> TensorState:
+        """Every output unit depends on all positions along ``tensor_axes``.
+
+        ``keep_window``: each unit still has a local path of its own (normalisation, a conv's
+        channel mixing) besides the global one; otherwise (reductions, dense layers over positions)
+        no local window is left.
+        """
+        hit = {f.spatial for t in tensor_axes for f in self.layout[t] if f.spatial is not None}
+        if not hit:
+            return self
+        return self.with_axes(
+            AxisState(ax.window if keep_window else None, True) if a in hit else ax
+            for a, ax in enumerate(self.axes)
+        )
+
+
+def plain_layout(shape: Shape, spatial_axes: Sequence[int]) -> Layout:
+    """Layout of the model input: spatial axis ``k`` lives in tensor axis ``spatial_axes[k]``."""
+    where = {t: k for k, t in enumerate(spatial_axes)}
+    return tuple((Factor(d, where.get(t)),) for t, d in enumerate(shape))

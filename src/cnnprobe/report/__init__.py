@@ -1,0 +1,24 @@
+"""Reporters: each turns a frozen :class:`~cnnprobe.results.AnalysisResult` into text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..results import AnalysisResult
+
+Reporter = Callable[[AnalysisResult, bool], str]
+
+
+def get_reporter(fmt: str) -> Reporter:
+    if fmt == "table":
+        from .table import render
+    elif fmt == "json":
+        from .json_report import render
+    elif fmt == "markdown":
+        from .markdown import render
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    return render
+
+
+FORMATS = ("table", "json", "markdown")

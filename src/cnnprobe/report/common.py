@@ -1,0 +1,40 @@
+"""Small formatting helpers shared by the reporters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+from ..ir import Shape
+
+
+def frac(x: Fraction | int | None) -> str:
+    if x is None:
+        return "?"
+    x = Fraction(x)
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def number(x: Fraction | int | None) -> int | float | None:
+    """A JSON number: exact integers stay integers."""
+    if x is None:
+        return None
+    x = Fraction(x)
+    return x.numerator if x.denominator == 1 else float(x)
+
+
+def shape(s: Shape) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in s) + "]"
+
+
+def axes(values: Sequence[object], sep: str = "×") -> str:
+    """Per-axis values joined as ``3×3``; equal values are not collapsed (axes matter)."""
+    return sep.join("?" if v is None else str(v) for v in values)
+
+
+def percent(x: float | None) -> str:
+    if x is None:
+        return "?"
+    if x >= 0.9995:
+        return "100%"
+    return f"{100 * x:.1f}%"

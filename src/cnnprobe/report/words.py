@@ -1,0 +1,98 @@
+"""The verdict in plain words, shared by the table and Markdown reporters."""
+
+from __future__ import annotations
+
+from ..results import AnalysisResult, LayerResult
+from .common import axes, frac, percent, shape
+
+
+def _pixels(cov: tuple[float | None, ...], sizes: tuple[int | None, ...]) -> str:
+    return axes([None if c is None or n is None else round(c * n) for c, n in zip(cov, sizes)])
+
+
+def verdict_lines(result: AnalysisResult) -> list[str]:
+    v = result.verdict
+    inp = result.model.input
+    lines = [
+        f"Input {inp.name!r} {shape(inp.shape)} ({inp.layout}): "
+        f"{axes(v.input_size)} pixels per spatial axis."
+    ]
+    if v.last_spatial_layer is None:
+        lines.append("No spatial layer feeds the outputs: nothing to report per position.")
+        return lines + _uncertain(result)
+    last = result.layer(v.last_spatial_layer)
+    stride = axes([frac(j) for j in v.total_stride])
+    if not v.stages:
+        lines.append(f"Downsampling: none (total stride {stride}).")
+    else:
+        steps = "; ".join(
+            f"{s.layer} ({s.op}) {axes([frac(j) for j in s.jump_before])} -> "
+            f"{axes([frac(j) for j in s.jump_after])}"
+            for s in v.stages
+        )
+        lines.append(
+            f"Downsampling: total stride {stride} at the last spatial layer; the resolution "
+            f"changes at {len(v.stages)} layer(s): {steps}."
+        )
+    lines.append(
+        f"Last spatial layer: {last.name} ({last.op}), {axes([a.size for a in last.axes])} units, "
+        f"local receptive field {axes(v.rf)} (start {axes(v.start)}, jump "
+        f"{axes([frac(j) for j in v.jump])})."
+    )
+    if any(a.staircase for a in last.axes):
+        lines.append(
+            "  After upsampling, neighbouring units share input pixels (a staircase): the jump "
+            "is the exact mean and the receptive field is that of the widest unit."
+        )
+    if v.coverage_centre and all(c is not None for c in v.coverage_centre):
+        centre = _pixels(v.coverage_centre, v.input_size)
+        least = _pixels(v.coverage_min, v.input_size)
+        size = axes(v.input_size)
+        if v.coverage_centre == v.coverage_min:
+            lines.append(
+                f"  Each unit sees {centre} of the {size} input ({percent(v.area_centre)} of the "
+                "area)."
+            )
+        else:
+            lines.append(
+                f"  Its centre unit sees {centre} of the {size} input "
+                f"({percent(v.area_centre)} of the area); the least-covering unit sees {least} "
+                f"({percent(v.area_min)})."
+            )
+    if v.sees_full_input:
+        lines.append("  -> Every unit of the last spatial layer sees the full input.")
+    elif v.sees_full_input is False:
+        lines.append("  -> The last spatial layer does NOT see the full input.")
+    else:
+        lines.append("  -> Whether the last spatial layer sees the full input is uncertain.")
+    if v.first_full_coverage_layer:
+        lay = result.layer(v.first_full_coverage_layer)
+        lines.append(f"Full input: every unit sees the whole input from {lay.name} ({lay.op}) on.")
+    else:
+        lines.append("Full input: no layer has every unit seeing the whole input.")
+    if v.first_global_layer:
+        lines.append(f"Global: the network goes global at {v.first_global_layer}: {v.global_kind}.")
+    if v.global_while_spatial:
+        lay = result.layer(v.global_while_spatial)
+        lines.append(
+            f"  {lay.name} ({lay.op}) is still a spatial map, yet every unit depends on the whole "
+            f"input through a global path; its local window is {axes(lay.rf)}."
+        )
+    return lines + _uncertain(result)
+
+
+def _uncertain(result: AnalysisResult) -> list[str]:
+    if result.verdict.certain:
+        return []
+    bad = [lay for lay in result.layers if lay.status in ("unknown", "error")]
+    names = ", ".join(f"{lay.name} ({lay.op})" for lay in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return [
+        "UNCERTAIN: figures after "
+        + (names + more if names else "some layers")
+        + " are withheld (no geometry rule or non-static parameters); see diagnostics."
+    ]
+
+
+def layer_status(layer: LayerResult) -> str:
+    return "" if layer.status == "ok" else layer.status
