@@ -178,6 +178,18 @@ def _run_all(
     return [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(names))]
 
 
+def _changed(baseline: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
+    """Elementwise: |diff| > 1e-4 * (1 + |baseline|); non-finite values change when they differ."""
+    base = baseline.astype(np.float64)
+    rows = perturbed.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        changed = np.abs(rows - base) > 1e-4 * (1.0 + np.abs(base))
+        special = ~np.isfinite(base) | ~np.isfinite(rows)
+        both_nan = np.isnan(base) & np.isnan(rows)
+        changed |= special & (rows != base) & ~both_nan
+    return np.asarray(changed)
+
+
 def measure_intervals(
     model: onnx.ModelProto,
     input_name: str,
@@ -226,9 +238,7 @@ def measure_intervals(
                 f"tensor {name!r} has shape {values.shape[1:]} (rank {values.ndim}); the oracle "
                 f"needs the input's rank {len(shape)} with spatial axes kept"
             )
-        baseline = values[0]
-        threshold = 1e-4 * (1.0 + np.abs(baseline.astype(np.float64)))
-        changed = np.abs(values[1:].astype(np.float64) - baseline) > threshold
+        changed = _changed(values[0], values[1:])
         per_axis: list[list[Interval | None]] = []
         for a in range(len(spatial_axes_in)):
             t_axis = first_spatial + a  # axis in the full tensor shape; axis 0 holds the rows

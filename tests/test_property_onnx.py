@@ -22,6 +22,7 @@ the theoretical one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -129,6 +130,14 @@ def window_out(n: int, w: Window, ceil_mode: bool = False) -> int:
     return out
 
 
+def all_padding_window(n: int, w: Window, n_out: int) -> bool:
+    """Whether some output unit reads padding only (max pooling then gives -inf)."""
+    return any(
+        all(not 0 <= i * w.stride - w.pad_lo + t * w.dilation < n for t in range(w.kernel))
+        for i in range(n_out)
+    )
+
+
 def same_pads(n: int, kernel: int, stride: int, dilation: int, upper: bool) -> tuple[int, int]:
     k_eff = dilation * (kernel - 1) + 1
     total = max((-(-n // stride) - 1) * stride + k_eff - n, 0)
@@ -222,6 +231,8 @@ class Builder:
             pad_lo = self.draw(st.integers(max(0, k_eff - n - (kernel - 1)), kernel - 1), "pad_lo")
             pad_hi = self.draw(st.integers(max(0, k_eff - n - pad_lo), kernel - 1), "pad_hi")
             w = Window(kernel, stride, dilation, pad_lo, pad_hi)
+            if all_padding_window(n, w, window_out(n, w, ceil_mode)):
+                w = dataclasses.replace(w, dilation=1)  # contiguous windows always see a pixel
             geometry.append(w)
             out_sizes.append(window_out(n, w, ceil_mode))
         attrs: dict[str, Any] = {
@@ -372,7 +383,11 @@ class Builder:
                 pad_hi = k_eff - 1 - pad_lo
             else:
                 pad_lo, pad_hi = same_pads(n, kernel, stride, dilation, auto_pad == "SAME_UPPER")
-            geometry.append(Window(kernel, stride, dilation, pad_lo, pad_hi))
+            w = Window(kernel, stride, dilation, pad_lo, pad_hi)
+            if op_type == "MaxPool" and all_padding_window(n, w, window_out(n, w)):
+                pad_lo = min(pad_lo, kernel - 1)  # contiguous windows always see a pixel
+                w = Window(kernel, stride, 1, pad_lo, kernel - 1 - pad_lo)
+            geometry.append(w)
         out_sizes = tuple(window_out(n, w) for n, w in zip(sizes, geometry, strict=True))
         expected = (
             -(-sizes[0] // 2) if halve[0] else sizes[0],

@@ -83,7 +83,8 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             continue
         status = OK
         op_node = node
-        if node.op == "unknown" and node.source_op.lower() in pointwise:
+        bare = node.source_op.rsplit(".", 1)[-1].lower()
+        if node.op == "unknown" and (node.source_op.lower() in pointwise or bare in pointwise):
             op_node = replace(node, op="elementwise", inputs=node.inputs[:1])
             ins = ins[:1]
         if op_node.op == "unknown":
@@ -310,12 +311,11 @@ def _layer(
         geos.append(g)
         windows.append(w)
     changes = node.op in GEOMETRY_KINDS or bool(axis_ops)
-    if not changes and ins:
-        live = [s for s in ins if s.live]
-        changes = bool(live) and any(
-            s.axes[a].is_global != st.axes[a].is_global
-            for s in live
-            for a in range(min(len(s.axes), len(st.axes)))
+    live = [s for s in ins if s.live]
+    if not changes and live:
+        first = live[0]
+        changes = first.uncertain != st.uncertain or any(
+            first.axes[a] != st.axes[a] for a in range(min(len(first.axes), len(st.axes)))
         )
     return LayerResult(
         name=name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from ..results import AnalysisResult
-from .table import HEADERS, row
+from .table import HEADERS, row, selected
 from .words import verdict_lines
 
 
@@ -14,7 +14,7 @@ def _escape(text: str) -> str:
 
 
 def render(result: AnalysisResult, show_all: bool = False) -> str:
-    layers = [lay for lay in result.layers if show_all or lay.changes_geometry]
+    layers = selected(result, show_all)
     rows = [[_escape(c) for c in row(lay)] for lay in layers]
     m = result.model
     out = [

@@ -39,6 +39,23 @@ def _opt(values: list[object]) -> str:
 
 def row(layer: LayerResult) -> list[str]:
     ax = layer.axes
+    no_window = all(a.rf is None for a in ax)
+    if layer.is_global and no_window:
+        return [
+            layer.name,
+            layer.op,
+            shape(layer.output_shape),
+            "-",
+            "-",
+            "-",
+            "-",
+            "whole input",
+            "-",
+            "-",
+            "100%",
+            "all",
+            layer_status(layer),
+        ]
     rf = axes([a.rf for a in ax])
     if any(a.staircase for a in ax):
         rf += " (stair)"
@@ -64,13 +81,16 @@ def row(layer: LayerResult) -> list[str]:
     ]
 
 
+def selected(result: AnalysisResult, show_all: bool) -> list[LayerResult]:
+    """Every layer, or those that change geometry plus the last spatial layer."""
+    if show_all:
+        return list(result.layers)
+    keep = {result.verdict.last_spatial_layer}
+    return [lay for lay in result.layers if lay.changes_geometry or lay.name in keep]
+
+
 def render(result: AnalysisResult, show_all: bool = False) -> str:
-    layers = [lay for lay in result.layers if show_all or lay.changes_geometry]
-    if result.verdict.last_spatial_layer and not show_all:
-        last = result.layer(result.verdict.last_spatial_layer)
-        if last not in layers:
-            layers.append(last)
-            layers.sort(key=result.layers.index)
+    layers = selected(result, show_all)
     table = tabulate([row(lay) for lay in layers], headers=HEADERS, disable_numparse=True)
     m = result.model
     head = f"{m.path} ({m.format}"
