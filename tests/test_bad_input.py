@@ -10,7 +10,6 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from cnnprobe.cli import app
-
 from paths import SAMPLES
 
 runner = CliRunner()

@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from cnnprobe.cli import app
 from cnnprobe.report import FORMATS, get_reporter
-
 from paths import SAMPLES
 
 runner = CliRunner()

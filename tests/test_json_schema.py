@@ -8,10 +8,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from paths import SAMPLES, zoo_dir
 
 from cnnprobe import analyze
 from cnnprobe.report.json_report import to_dict
+from paths import SAMPLES, zoo_dir
 
 SCHEMA = json.loads(
     resources.files("cnnprobe").joinpath("schema/summary.schema.json").read_text("utf-8")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from paths import zoo_dir
 
 from cnnprobe import analyze
+from paths import zoo_dir
 
 ZOO = sorted(zoo_dir().glob("*.onnx"))
 

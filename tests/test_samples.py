@@ -6,9 +6,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from paths import SAMPLES
 
 from cnnprobe import analyze
+from paths import SAMPLES
 
 
 def test_mnist_convnet_sees_seven_by_seven() -> None:
