@@ -45,7 +45,11 @@ class GraphBuilder:
 
     def node(self, op: str, inputs: Sequence[str], name: str, **attrs: object) -> str:
         """Add a node whose single output tensor is named like the node."""
-        self.nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attrs))
+        node = helper.make_node(op, list(inputs), [name], name=name)
+        node.attribute.extend(
+            helper.make_attribute(key, value) for key, value in sorted(attrs.items())
+        )
+        self.nodes.append(node)
         return name
 
     def conv(

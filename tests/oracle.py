@@ -244,7 +244,7 @@ def measure_intervals(
             t_axis = first_spatial + a  # axis in the full tensor shape; axis 0 holds the rows
             reduce_axes = tuple(i for i in range(1, values.ndim) if i != t_axis)
             # affected[row, unit]: that perturbation changed some element of that unit
-            affected = changed.any(axis=reduce_axes)
+            affected = np.asarray(changed.any(axis=reduce_axes))
             rows = [row for row, label in enumerate(labels) if label[0] == a]
             coords = np.array([labels[row][1] for row in rows])
             units: list[Interval | None] = []

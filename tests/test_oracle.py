@@ -7,7 +7,6 @@ below are those intervals clipped to the image.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,14 +15,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-_TESTS_DIR = Path(__file__).resolve().parent
-if str(_TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(_TESTS_DIR))
-
-from oracle import measure_intervals  # noqa: E402
+from oracle import measure_intervals
 
 Interval = tuple[int, int]
-SAMPLES = _TESTS_DIR.parent / "sample_models"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 
 
 def make_model(

@@ -260,16 +260,32 @@ def axis_geometry(
         if ax.is_global and not st.uncertain:
             base = replace(base, coverage_centre=1.0, coverage_min=1.0, full=True)
         return base, None
-    units = size if size is not None else w.period
-    idx = np.arange(max(units, 1), dtype=np.int64)
+    if w.aligned and w.period == 1:
+        # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form, and the
+        # clipped coverage is concave in i, so its minimum sits at the first or last unit
+        lo0, hi0 = w.at(0)
+        geo = replace(
+            base,
+            rf=hi0 - lo0 + 1,
+            rf_min=hi0 - lo0 + 1,
+            jump=w.jump,
+            start=lo0,
+            centre=Fraction(lo0 + hi0, 2),
+        )
+        if n_in is not None and size is not None and size > 0:
+            ends = [w.at(0), w.at((size - 1) // 2), w.at(size - 1)]
+            seen = [min(max(min(h, n_in - 1) - max(lo, 0) + 1, 0), n_in) for lo, h in ends]
+            full = ends[2][0] <= 0 and ends[0][1] >= n_in - 1
+            geo = _with_coverage(geo, ax.is_global, seen[1], min(seen), full, n_in)
+        return geo, w
+    units = max(size if size is not None else w.period, 1)
+    idx = np.arange(units, dtype=np.int64)
     lo = np.min([_eval(m, idx) for m in w.lo], axis=0)
     hi = np.max([_eval(m, idx) for m in w.hi], axis=0)
     widths = hi - lo + 1
     lo0, hi0 = int(lo[0]), int(hi[0])
     period = w.period
-    phases = tuple(int(x) for x in lo[:period]) if period > 1 and units >= period else ()
-    if period > 1 and not phases:
-        phases = tuple(w.at(i)[0] for i in range(period))
+    phases = tuple(w.at(i)[0] for i in range(period)) if period > 1 else ()
     geo = replace(
         base,
         rf=int(widths.max()),
@@ -280,18 +296,20 @@ def axis_geometry(
         phase_starts=phases,
         misaligned=not w.aligned,
     )
-    if n_in is not None and size is not None:
-        seen = np.minimum(hi, n_in - 1) - np.maximum(lo, 0) + 1
-        seen = np.clip(seen, 0, n_in)
-        centre = (size - 1) // 2
+    if n_in is not None and size is not None and size > 0:
+        seen_all = np.clip(np.minimum(hi, n_in - 1) - np.maximum(lo, 0) + 1, 0, n_in)
         full = bool(lo[-1] <= 0 and hi[0] >= n_in - 1)
-        geo = replace(
-            geo,
-            coverage_centre=1.0 if ax.is_global else float(seen[centre]) / n_in,
-            coverage_min=1.0 if ax.is_global else float(seen.min()) / n_in,
-            full=True if ax.is_global else full,
-        )
+        centre = int(seen_all[(size - 1) // 2])
+        geo = _with_coverage(geo, ax.is_global, centre, int(seen_all.min()), full, n_in)
     return geo, w
+
+
+def _with_coverage(
+    geo: AxisGeometry, is_global: bool, centre: int, least: int, full: bool, n_in: int
+) -> AxisGeometry:
+    if is_global:
+        return replace(geo, coverage_centre=1.0, coverage_min=1.0, full=True)
+    return replace(geo, coverage_centre=centre / n_in, coverage_min=least / n_in, full=bool(full))
 
 
 def _layer(
