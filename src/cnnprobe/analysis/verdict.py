@@ -31,6 +31,11 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
 
     spatial = [lay for lay in layers if lay.is_spatial]
     last = spatial[-1] if spatial else None
+    # layers after an unknown op have no trusted layout: the real last spatial layer may be
+    # among them, so nothing is claimed about what "the last spatial layer" sees
+    unsure_after = last is not None and any(
+        lay.status != OK for lay in layers[layers.index(last) + 1 :]
+    )
     first_full = next((lay for lay in layers if lay.sees_full_input), None)
     first_global = next((lay for lay in layers if lay.status == OK and lay.is_global), None)
     global_spatial = next((lay for lay in spatial if lay.status == OK and lay.is_global), None)
@@ -66,7 +71,7 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
         jump=axes_of(last, "jump"),
         start=axes_of(last, "start"),
         total_stride=axes_of(last, "jump"),
-        sees_full_input=last.sees_full_input if last else None,
+        sees_full_input=last.sees_full_input if last and not unsure_after else None,
         coverage_centre=cov_c,
         coverage_min=cov_m,
         area_centre=None if any(c is None for c in cov_c) else prod(cov_c),

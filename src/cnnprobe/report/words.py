@@ -26,7 +26,7 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
         lines.append(f"Downsampling: none (total stride {stride}).")
     else:
         steps = "; ".join(
-            f"{s.layer} ({s.op}) {axes([frac(j) for j in s.jump_before])} -> "
+            f"{s.layer} ({s.op}) jump {axes([frac(j) for j in s.jump_before])} -> "
             f"{axes([frac(j) for j in s.jump_after])}"
             for s in v.stages
         )
@@ -34,8 +34,9 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
             f"Downsampling: total stride {stride} at the last spatial layer; the resolution "
             f"changes at {len(v.stages)} layer(s): {steps}."
         )
+    label = "Last spatial layer" if v.certain else "Last spatial layer with known geometry"
     lines.append(
-        f"Last spatial layer: {last.name} ({last.op}), {axes([a.size for a in last.axes])} units, "
+        f"{label}: {last.name} ({last.op}), {axes([a.size for a in last.axes])} units, "
         f"local receptive field {axes(v.rf)} (start {axes(v.start)}, jump "
         f"{axes([frac(j) for j in v.jump])})."
     )
@@ -64,12 +65,17 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
     elif v.sees_full_input is False:
         lines.append("  -> The last spatial layer does NOT see the full input.")
     else:
-        lines.append("  -> Whether the last spatial layer sees the full input is uncertain.")
+        lines.append(
+            "  -> Whether the last spatial layer sees the full input is uncertain: layers after "
+            "an op without a geometry rule may change it."
+        )
     if v.first_full_coverage_layer:
         lay = result.layer(v.first_full_coverage_layer)
         lines.append(f"Full input: every unit sees the whole input from {lay.name} ({lay.op}) on.")
-    else:
+    elif v.certain:
         lines.append("Full input: no layer has every unit seeing the whole input.")
+    else:
+        lines.append("Full input: no layer with known geometry has every unit seeing it.")
     if v.first_global_layer:
         lines.append(f"Global: the network goes global at {v.first_global_layer}: {v.global_kind}.")
     if v.global_while_spatial:
