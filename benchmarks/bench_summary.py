@@ -1,16 +1,18 @@
 """Benchmark ``cnnprobe summary`` against the performance targets of the issue.
 
 Run ``python benchmarks/bench_summary.py`` (``--quick`` for fewer repetitions). Models are
-generated in a temporary directory with ``onnx.helper`` and removed afterwards; nothing is written
-to the repository. The script prints a table with PASS/FAIL per target and exits 1 if any target
-fails.
+generated in a temporary directory with ``onnx.helper`` and removed afterwards (``--keep DIR``
+writes them to DIR instead); nothing is written to the repository. The script prints its figures
+and a table with PASS/FAIL per target, and exits 1 if any target fails.
 
 Targets:
 
 1. ``cnnprobe summary FILE --format json`` of a ~1,700-node model, in a fresh process, takes at
    most 0.5 s (median wall time), and is not slower than a fresh process doing
    ``onnx.load`` + ``onnx.shape_inference.infer_shapes`` of the same file (ratio <= 1.0).
-2. Linear cost: ``cnnprobe.analyze`` of a 20,000-node model takes at most 10x a 2,000-node one.
+   Measured on a generated ResNet-like model and on the zoo's ``light_densenet121.onnx``.
+2. Linear cost: in-process ``cnnprobe.analyze`` of a 20,000-node model takes at most 10x a
+   2,000-node one.
 3. ``cnnprobe --help`` takes at most 0.3 s, and onnx, onnxruntime and numpy are not imported.
 """
 
@@ -30,6 +32,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 # --------------------------------------------------------------------------------------------
 # limits (from the issue)
@@ -39,19 +45,19 @@ BASELINE_RATIO_LIMIT = 1.0
 LINEAR_RATIO_LIMIT = 10.0
 HELP_LIMIT_S = 0.3
 HEAVY_MODULES = ("onnx", "onnxruntime", "numpy")
-#: Also reported (not a target) when loaded by ``cnnprobe --help``.
-OTHER_MODULES = ("google.protobuf", "h5py", "tabulate")
+#: Also reported (not part of a target) when ``cnnprobe --help`` loads them.
+OTHER_MODULES = ("google.protobuf", "h5py", "pydantic", "tabulate")
 
 BASELINE_CODE = "import sys, onnx; m = onnx.load(sys.argv[1]); onnx.shape_inference.infer_shapes(m)"
 HELP_MODULES_CODE = """\
 import json, sys
+names = json.loads(sys.stdin.read())
 sys.argv = ["cnnprobe", "--help"]
 import cnnprobe.cli
 try:
     cnnprobe.cli.main()
 except SystemExit:
     pass
-names = json.loads(sys.stdin.read())
 print("@@MODULES@@" + json.dumps([n for n in names if n in sys.modules]))
 """
 
@@ -59,124 +65,100 @@ print("@@MODULES@@" + json.dumps([n for n in names if n in sys.modules]))
 # --------------------------------------------------------------------------------------------
 # model generator: a ResNet-152-like bottleneck network whose depth sets the node count
 
-WIDTH = 16  # channels between blocks
+WIDTH = 8  # channels between blocks
 MID = 4  # bottleneck channels
 CLASSES = 10
 POOL_EVERY = 64  # a stride-1 MaxPool after every POOL_EVERY-th block
 STAGE_BLOCKS = (3, 4, 6, 3)  # ResNet-50 layout; extra depth goes into stage 3 (as ResNet-152)
 STAGE_STRIDES = (1, 2, 2, 2)
-FIXED_NODES = 4 + 2 * sum(s != 1 for s in STAGE_STRIDES) + 3  # stem, projections, head
+#: stem (Conv, BN, Relu, MaxPool) + projection shortcuts (Conv, BN) + head (GAP, Flatten, Gemm)
+FIXED_NODES = 4 + 2 * sum(s != 1 for s in STAGE_STRIDES) + 3
+BLOCK_NODES = 10
 
 
-def blocks_for(target_nodes: int) -> int:
-    """Number of bottleneck blocks that gives about ``target_nodes`` nodes."""
-    return max(sum(STAGE_BLOCKS), round((target_nodes - FIXED_NODES) / (10 + 1 / POOL_EVERY)))
+def _nodes_for_blocks(blocks: int) -> int:
+    return FIXED_NODES + BLOCK_NODES * blocks + blocks // POOL_EVERY
 
 
-def make_resnet(blocks: int, name: str) -> object:
-    """A valid ResNet-like ONNX model (input 1x3x224x224) with ``blocks`` bottleneck blocks.
+def make_resnet(target_nodes: int) -> onnx.ModelProto:
+    """A valid ResNet-like ONNX model (input 1x3x224x224) with exactly ``target_nodes`` nodes.
 
     Each block is Conv1x1-BN-Relu-Conv3x3-BN-Relu-Conv1x1-BN-Add-Relu (10 nodes); the first block
-    of a strided stage has a Conv1x1+BN projection shortcut. Strides occur only in the first three
-    stage transitions (224 -> 112 -> 56 -> 28 -> 14 -> 7), every other block is stride 1 with
-    padding, so arbitrary depth stays valid. Weights are real-shaped float32 initializers with
-    small channel counts, so the file stays a few MB even at 20,000 nodes.
+    of a strided stage has a Conv1x1+BN projection shortcut, and a stride-1 MaxPool follows every
+    64th block. Strides occur only in the stem and the first three stage transitions
+    (224 -> 112 -> 56 -> 28 -> 14 -> 7); every other layer is stride 1 with padding, so any depth
+    stays valid. A few Identity nodes before the head make the node count exact. Weights are
+    real-shaped float32 initializers with 4-8 channels, so 20,000 nodes stay a few MB.
     """
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    blocks = max(sum(STAGE_BLOCKS), (target_nodes - FIXED_NODES) // BLOCK_NODES)
+    while blocks > sum(STAGE_BLOCKS) and _nodes_for_blocks(blocks) > target_nodes:
+        blocks -= 1
     rng = np.random.default_rng(0)
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
 
-    def weight(wname: str, shape: Sequence[int]) -> str:
+    def weight(name: str, shape: Sequence[int]) -> str:
         arr = rng.standard_normal(shape, dtype=np.float32) * 0.1
-        inits.append(numpy_helper.from_array(arr, wname))
-        return wname
+        inits.append(numpy_helper.from_array(arr, name))
+        return name
 
-    def conv(x: str, pfx: str, cin: int, cout: int, k: int, stride: int = 1) -> str:
-        out = f"{pfx}/conv_out"
-        w = weight(f"{pfx}.weight", (cout, cin, k, k))
-        nodes.append(
-            helper.make_node(
-                "Conv",
-                [x, w],
-                [out],
-                name=f"{pfx}/Conv",
-                kernel_shape=[k, k],
-                strides=[stride, stride],
-                pads=[k // 2] * 4,
-                dilations=[1, 1],
-                group=1,
-            )
+    def add(op: str, inputs: Sequence[str], name: str, **attrs: object) -> str:
+        nodes.append(helper.make_node(op, list(inputs), [f"{name}.out"], name=name, **attrs))
+        return f"{name}.out"
+
+    def conv(x: str, name: str, cin: int, cout: int, k: int, stride: int = 1) -> str:
+        w = weight(f"{name}.w", (cout, cin, k, k))
+        pads = [k // 2] * 4
+        return add("Conv", [x, w], name, kernel_shape=[k, k], strides=[stride] * 2, pads=pads)
+
+    def bn(x: str, name: str, c: int) -> str:
+        params = [weight(f"{name}.{p}", (c,)) for p in ("g", "b", "m", "v")]
+        return add("BatchNormalization", [x, *params], name, epsilon=1e-5)
+
+    def maxpool(x: str, name: str, stride: int) -> str:
+        return add(
+            "MaxPool", [x], name, kernel_shape=[3, 3], strides=[stride] * 2, pads=[1, 1, 1, 1]
         )
-        return out
 
-    def bn(x: str, pfx: str, c: int) -> str:
-        out = f"{pfx}/bn_out"
-        ins = [x] + [weight(f"{pfx}.{p}", (c,)) for p in ("scale", "bias", "mean", "var")]
-        nodes.append(
-            helper.make_node("BatchNormalization", ins, [out], name=f"{pfx}/BN", epsilon=1e-5)
-        )
-        return out
-
-    def relu(x: str, pfx: str) -> str:
-        out = f"{pfx}/relu_out"
-        nodes.append(helper.make_node("Relu", [x], [out], name=f"{pfx}/Relu"))
-        return out
-
-    def maxpool(x: str, pfx: str, stride: int) -> str:
-        out = f"{pfx}/pool_out"
-        nodes.append(
-            helper.make_node(
-                "MaxPool",
-                [x],
-                [out],
-                name=f"{pfx}/MaxPool",
-                kernel_shape=[3, 3],
-                strides=[stride, stride],
-                pads=[1, 1, 1, 1],
-            )
-        )
-        return out
-
-    # stem: 224 -> 112 -> 56
-    x = relu(bn(conv("input", "stem", 3, WIDTH, 7, 2), "stem.bn", WIDTH), "stem")
-    x = maxpool(x, "stem", 2)
-
+    x = conv("input", "conv1", 3, WIDTH, 7, 2)
+    x = add("Relu", [bn(x, "bn1", WIDTH)], "relu1")
+    x = maxpool(x, "maxpool", 2)
     counts = list(STAGE_BLOCKS)
-    counts[2] += max(0, blocks - sum(STAGE_BLOCKS))
-    k = 0
-    for s, (count, stride) in enumerate(zip(counts, STAGE_STRIDES)):
+    counts[2] += blocks - sum(STAGE_BLOCKS)
+    done = 0
+    for s, (count, stride) in enumerate(zip(counts, STAGE_STRIDES), start=1):
         for b in range(count):
-            pfx = f"layer{s + 1}.{b}"
+            p = f"layer{s}.{b}"
             st = stride if b == 0 else 1
-            y = relu(bn(conv(x, f"{pfx}.conv1", WIDTH, MID, 1), f"{pfx}.bn1", MID), f"{pfx}.a")
-            y = conv(y, f"{pfx}.conv2", MID, MID, 3, st)
-            y = relu(bn(y, f"{pfx}.bn2", MID), f"{pfx}.b")
-            y = bn(conv(y, f"{pfx}.conv3", MID, WIDTH, 1), f"{pfx}.bn3", WIDTH)
+            y = add("Relu", [bn(conv(x, f"{p}.conv1", WIDTH, MID, 1), f"{p}.bn1", MID)], f"{p}.r1")
+            y = conv(y, f"{p}.conv2", MID, MID, 3, st)
+            y = add("Relu", [bn(y, f"{p}.bn2", MID)], f"{p}.r2")
+            y = bn(conv(y, f"{p}.conv3", MID, WIDTH, 1), f"{p}.bn3", WIDTH)
             short = x
             if st != 1:
-                short = bn(conv(x, f"{pfx}.down", WIDTH, WIDTH, 1, st), f"{pfx}.down.bn", WIDTH)
-            nodes.append(helper.make_node("Add", [y, short], [f"{pfx}/add_out"], name=f"{pfx}/Add"))
-            x = relu(f"{pfx}/add_out", f"{pfx}.c")
-            k += 1
-            if k % POOL_EVERY == 0:
-                x = maxpool(x, pfx, 1)
-
-    # head
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap_out"], name="head/GAP"))
-    nodes.append(helper.make_node("Flatten", ["gap_out"], ["flat_out"], name="head/Flatten"))
-    w = weight("fc.weight", (CLASSES, WIDTH))
-    bias = weight("fc.bias", (CLASSES,))
+                short = bn(conv(x, f"{p}.down", WIDTH, WIDTH, 1, st), f"{p}.down.bn", WIDTH)
+            x = add("Relu", [add("Add", [y, short], f"{p}.add")], f"{p}.r3")
+            done += 1
+            if done % POOL_EVERY == 0:
+                x = maxpool(x, f"{p}.pool", 1)
+    for k in range(target_nodes - _nodes_for_blocks(blocks)):
+        x = add("Identity", [x], f"pad{k}")
+    x = add("Flatten", [add("GlobalAveragePool", [x], "avgpool")], "flatten")
     nodes.append(
-        helper.make_node("Gemm", ["flat_out", w, bias], ["logits"], name="head/Gemm", transB=1)
+        helper.make_node(
+            "Gemm",
+            [x, weight("fc.w", (CLASSES, WIDTH)), weight("fc.b", (CLASSES,))],
+            ["logits"],
+            name="fc",
+            transB=1,
+        )
     )
-
     graph = helper.make_graph(
         nodes,
-        name,
+        f"resnet_{target_nodes}",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
         initializer=inits,
@@ -189,17 +171,16 @@ def make_resnet(blocks: int, name: str) -> object:
 
 
 def write_model(directory: Path, target_nodes: int) -> Path:
-    """Generate, check and save a model of about ``target_nodes`` nodes; return its path."""
+    """Generate, check (checker + strict shape inference) and save a model; return its path."""
     import onnx
 
-    model = make_resnet(blocks_for(target_nodes), f"resnet_{target_nodes}")
-    assert isinstance(model, onnx.ModelProto)
+    model = make_resnet(target_nodes)
     onnx.checker.check_model(model)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     out_dims = [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
-    if out_dims != [1, CLASSES]:
-        raise RuntimeError(f"generated model has output shape {out_dims}")
-    path = directory / f"resnet_{len(model.graph.node)}.onnx"
+    if out_dims != [1, CLASSES] or len(model.graph.node) != target_nodes:
+        raise RuntimeError(f"generated model: {len(model.graph.node)} nodes, output {out_dims}")
+    path = directory / f"resnet_{target_nodes}.onnx"
     onnx.save(model, path)
     return path
 
@@ -208,6 +189,14 @@ def node_count(path: Path) -> int:
     import onnx
 
     return len(onnx.load(path, load_external_data=False).graph.node)
+
+
+def zoo_models() -> list[Path]:
+    """The "light" model-zoo files shipped with the onnx package."""
+    import onnx
+
+    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    return sorted(light.glob("*.onnx"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,15 +221,15 @@ class CommandFailed(RuntimeError):
 
 
 def time_command(cmd: Sequence[str], runs: int, check_json: bool = False) -> Timing:
-    """Median wall time of a fresh process (one untimed warm-up run first)."""
+    """Wall time of ``runs`` fresh processes (after one untimed warm-up run)."""
     times = []
     for k in range(runs + 1):
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         dt = time.perf_counter() - t0
         if proc.returncode != 0:
-            first = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
-            raise CommandFailed(f"{' '.join(cmd)} exited {proc.returncode}: {first}")
+            last = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+            raise CommandFailed(f"exit {proc.returncode}: {last}")
         if k == 0:
             if check_json:
                 json.loads(proc.stdout)
@@ -250,7 +239,7 @@ def time_command(cmd: Sequence[str], runs: int, check_json: bool = False) -> Tim
 
 
 def time_call(fn: Callable[[], object], runs: int) -> Timing:
-    """Median time of an in-process call (one untimed warm-up call first)."""
+    """Time of ``runs`` in-process calls (after one untimed warm-up call), gc.collect() between."""
     fn()
     times = []
     for _ in range(runs):
@@ -262,7 +251,7 @@ def time_call(fn: Callable[[], object], runs: int) -> Timing:
 
 
 def cnnprobe_command() -> list[str]:
-    """The console script next to this interpreter, else ``python -m cnnprobe.cli``."""
+    """The console script next to this interpreter, else on PATH, else ``python -m``."""
     script = Path(sys.executable).parent / ("cnnprobe.exe" if os.name == "nt" else "cnnprobe")
     if script.exists():
         return [str(script)]
@@ -283,24 +272,28 @@ def modules_after_help(names: Sequence[str]) -> list[str]:
     return list(json.loads(line.removeprefix("@@MODULES@@")))
 
 
-def slowest_imports(module: str, top: int = 3) -> list[tuple[str, float]]:
-    """The ``top`` slowest top-level imports (cumulative) of ``import module`` (-X importtime)."""
+def import_profile(module: str, top: int = 3) -> tuple[float, list[tuple[str, float]]]:
+    """Cumulative import time of ``module`` and its ``top`` slowest direct imports (seconds)."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         capture_output=True,
         text=True,
         check=True,
     )
-    rows = []
+    children: list[tuple[str, float]] = []
     for line in proc.stderr.splitlines():
         parts = line.removeprefix("import time:").split("|")
         if len(parts) != 3 or not parts[1].strip().isdigit():
             continue
-        name = parts[2].rstrip()
-        depth = (len(name) - len(name.lstrip())) // 2
-        if depth <= 1:
-            rows.append((name.strip(), int(parts[1]) / 1e6))
-    return sorted(rows, key=lambda r: -r[1])[:top]
+        raw = parts[2].rstrip()
+        name, depth = raw.strip(), (len(raw) - len(raw.lstrip())) // 2
+        if depth == 1:
+            children.append((name, int(parts[1]) / 1e6))
+        elif depth == 0:
+            if name == module:
+                return int(parts[1]) / 1e6, sorted(children, key=lambda r: -r[1])[:top]
+            children = []
+    return 0.0, []
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,217 +314,192 @@ class Target:
         return self.measured is not None and self.measured <= self.limit
 
 
-def fmt_value(value: float | None, unit: str) -> str:
+def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "error"
     if unit == "s":
-        return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+        return f"{value * 1000:.0f} ms"
     if unit == "x":
         return f"{value:.2f}x"
     return f"{value:g}"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int]) -> str:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
         cells = [
-            str(c).rjust(w) if i in right else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths))
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
         ]
         return "  ".join(cells).rstrip()
 
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
-def section(title: str) -> None:
-    print(f"\n{title}", flush=True)
+def progress(text: str) -> None:
+    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
 # main
 
 
-def zoo_models() -> list[Path]:
-    import onnx
-
-    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-    return sorted(light.glob("*.onnx"))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (3 and 2)")
     parser.add_argument("--keep", metavar="DIR", help="write the generated models to DIR")
     args = parser.parse_args(argv)
     proc_runs, call_runs = (3, 2) if args.quick else (9, 5)
+    big_runs = max(2, call_runs // 2)
 
     import onnx
 
     import cnnprobe
 
-    print(
-        f"cnnprobe {cnnprobe.__version__} benchmark: python {platform.python_version()}, "
-        f"onnx {onnx.__version__}, {platform.machine()} x {os.cpu_count()} CPU(s); "
-        f"median of {proc_runs} fresh processes / {call_runs} in-process calls"
-    )
     cli = cnnprobe_command()
     targets: list[Target] = []
     timings: list[list[str]] = []
+    analysed: dict[Path, Timing | None] = {}
 
-    def record(what: str, model: str, t: Timing | None, err: str = "") -> None:
-        if t is None:
-            timings.append([what, model, "error", "", err])
-        else:
-            timings.append([what, model, fmt_value(t.median, "s"), fmt_value(t.low, "s"), ""])
+    def record(what: str, model: str, t: Timing | None, note: str = "") -> None:
+        cells = ["error", ""] if t is None else [fmt(t.median, "s"), fmt(t.low, "s")]
+        timings.append([what, model, *cells, note])
 
-    def analyze_call(path: Path) -> Callable[[], object]:
-        return lambda: cnnprobe.analyze(path)
+    def command(what: str, model: str, cmd: Sequence[str], **kw: bool) -> Timing | None:
+        try:
+            t: Timing | None = time_command(cmd, proc_runs, **kw)
+            record(what, model, t)
+        except CommandFailed as exc:
+            t = None
+            record(what, model, t, str(exc)[:80])
+        return t
 
-    def baseline_call(path: Path) -> Callable[[], object]:
-        return lambda: onnx.shape_inference.infer_shapes(onnx.load(path))
+    def analyze(path: Path, runs: int = call_runs) -> Timing | None:
+        if path not in analysed:
+            try:
+                analysed[path] = time_call(lambda: cnnprobe.analyze(path), runs)
+                record("cnnprobe.analyze (in-process)", path.name, analysed[path])
+            except Exception as exc:
+                analysed[path] = None
+                record("cnnprobe.analyze (in-process)", path.name, None, repr(exc)[:80])
+        return analysed[path]
+
+    def baseline(path: Path, runs: int = call_runs) -> None:
+        t = time_call(lambda: onnx.shape_inference.infer_shapes(onnx.load(path)), runs)
+        record("onnx.load + infer_shapes (in-process)", path.name, t)
 
     with tempfile.TemporaryDirectory(prefix="cnnprobe-bench-") as tmp:
-        directory = Path(args.keep) if args.keep else Path(tmp)
+        directory = Path(args.keep or tmp)
         directory.mkdir(parents=True, exist_ok=True)
-        section("Generating models ...")
+        progress("generating models")
         models = {n: write_model(directory, n) for n in (1_700, 2_000, 20_000)}
         zoo = zoo_models()
         model_rows = [
-            [p.name, f"{node_count(p):,}", f"{p.stat().st_size / 1e6:.2f} MB", "generated"]
-            for p in models.values()
-        ] + [
-            [p.name, f"{node_count(p):,}", f"{p.stat().st_size / 1e6:.2f} MB", "onnx zoo"]
-            for p in zoo
+            [p.name, f"{node_count(p):,}", f"{p.stat().st_size / 1e6:.2f} MB", source]
+            for source, paths in (("generated", models.values()), ("onnx zoo (light)", zoo))
+            for p in paths
         ]
-        print(table(["model", "nodes", "size", "source"], model_rows, {1, 2}))
 
-        # --- target 1: end to end on ~1,700 nodes, against onnx.load + infer_shapes
-        section("Target 1: summary of a ~1,700-node model ...")
-        t1_models = [models[1_700]] + [p for p in zoo if p.name == "light_densenet121.onnx"]
-        for k, path in enumerate(t1_models):
-            label = f"{node_count(path):,} nodes ({path.name})"
-            keys = ("1a", "1b") if k == 0 else ("1c", "1d")
-            ours: Timing | None = None
-            err = ""
-            try:
-                ours = time_command(
-                    [*cli, "summary", str(path), "--format", "json"], proc_runs, check_json=True
-                )
-            except CommandFailed as exc:
-                err = str(exc)
-            base = time_command([sys.executable, "-c", BASELINE_CODE, str(path)], proc_runs)
-            record("cnnprobe summary --format json (process)", path.name, ours, err)
-            record("onnx.load + infer_shapes (process)", path.name, base)
-            try:
-                record(
-                    "cnnprobe.analyze (in-process)",
-                    path.name,
-                    time_call(analyze_call(path), call_runs),
-                )
-            except Exception as exc:
-                record("cnnprobe.analyze (in-process)", path.name, None, repr(exc))
-            record(
-                "onnx.load + infer_shapes (in-process)",
+        # target 1: a ~1,700-node model end to end, against onnx.load + infer_shapes
+        progress("target 1: summary of ~1,700-node models")
+        command("python -c pass (process start-up)", "-", [sys.executable, "-c", "pass"])
+        command("python -c 'import onnx' (process)", "-", [sys.executable, "-c", "import onnx"])
+        t1_models = [models[1_700], *(p for p in zoo if p.name == "light_densenet121.onnx")]
+        for keys, path in zip((("1a", "1b"), ("1c", "1d")), t1_models):
+            ours = command(
+                "cnnprobe summary --format json (process)",
                 path.name,
-                time_call(baseline_call(path), call_runs),
+                [*cli, "summary", str(path), "--format", "json"],
+                check_json=True,
             )
+            base = command(
+                "onnx.load + infer_shapes (process)",
+                path.name,
+                [sys.executable, "-c", BASELINE_CODE, str(path)],
+            )
+            analyze(path)
+            baseline(path)
+            label = f"{node_count(path):,} nodes ({path.name})"
             targets.append(
-                Target(
-                    keys[0],
-                    f"summary {label}, fresh process",
-                    ours.median if ours else None,
-                    E2E_LIMIT_S,
-                    "s",
-                    err,
-                )
+                Target(keys[0], f"summary {label}", ours and ours.median, E2E_LIMIT_S, "s")
             )
+            ratio = ours.median / base.median if ours and base else None
+            note = f"baseline {fmt(base.median, 's')}" if base else "baseline failed"
             targets.append(
                 Target(
                     keys[1],
-                    "  ... ours / (onnx.load + infer_shapes), fresh process",
-                    ours.median / base.median if ours else None,
+                    "  ours / (onnx.load + infer_shapes), fresh processes",
+                    ratio,
                     BASELINE_RATIO_LIMIT,
                     "x",
-                    f"baseline {fmt_value(base.median, 's')}",
+                    note,
                 )
             )
 
-        # --- target 2: linear cost
-        section("Target 2: linear cost, 2,000 vs 20,000 nodes ...")
-        small_path, big_path = models[2_000], models[20_000]
-        small = time_call(analyze_call(small_path), call_runs)
-        record("cnnprobe.analyze (in-process)", small_path.name, small)
-        big = time_call(analyze_call(big_path), max(2, call_runs // 2))
-        record("cnnprobe.analyze (in-process)", big_path.name, big)
-        for path in (small_path, big_path):
-            record(
-                "onnx.load + infer_shapes (in-process)",
-                path.name,
-                time_call(baseline_call(path), max(2, call_runs // 2)),
-            )
-        n_small, n_big = node_count(small_path), node_count(big_path)
+        # target 2: linear cost
+        progress("target 2: 2,000 vs 20,000 nodes")
+        small = analyze(models[2_000])
+        big = analyze(models[20_000], big_runs)
+        for n in (2_000, 20_000):
+            baseline(models[n], big_runs)
+        ratio = big.median / small.median if big and small else None
+        note = f"{fmt(small.median, 's')} -> {fmt(big.median, 's')}" if big and small else ""
         targets.append(
-            Target(
-                "2",
-                f"analyze {n_big:,} nodes / {n_small:,} nodes",
-                big.median / small.median,
-                LINEAR_RATIO_LIMIT,
-                "x",
-                f"{fmt_value(small.median, 's')} -> {fmt_value(big.median, 's')}, "
-                f"node ratio {n_big / n_small:.1f}",
-            )
+            Target("2", "analyze 20,000 nodes / 2,000 nodes", ratio, LINEAR_RATIO_LIMIT, "x", note)
         )
 
-        # --- realistic models: the onnx zoo ("light" models shipped with the onnx package)
-        section("ONNX zoo models ...")
+        # realistic models: the onnx model zoo
+        progress("onnx zoo models")
         for path in zoo:
-            try:
-                record(
-                    "cnnprobe.analyze (in-process)",
-                    path.name,
-                    time_call(analyze_call(path), call_runs),
-                )
-            except Exception as exc:
-                record("cnnprobe.analyze (in-process)", path.name, None, repr(exc)[:60])
+            analyze(path)
 
-    # --- target 3: start-up
-    section("Target 3: cnnprobe --help ...")
-    help_t = time_command([*cli, "--help"], proc_runs)
-    record("cnnprobe --help (process)", "-", help_t)
+    # target 3: start-up
+    progress("target 3: cnnprobe --help")
+    help_t = command("cnnprobe --help (process)", "-", [*cli, "--help"])
+    targets.append(Target("3a", "cnnprobe --help", help_t and help_t.median, HELP_LIMIT_S, "s"))
     loaded = modules_after_help(HEAVY_MODULES + OTHER_MODULES)
     heavy = [m for m in loaded if m in HEAVY_MODULES]
-    targets.append(Target("3a", "cnnprobe --help, fresh process", help_t.median, HELP_LIMIT_S, "s"))
     targets.append(
         Target(
             "3b",
-            f"heavy modules imported by --help ({', '.join(HEAVY_MODULES)})",
+            f"heavy modules loaded by --help ({', '.join(HEAVY_MODULES)})",
             float(len(heavy)),
             0,
             "n",
-            "loaded: " + (", ".join(loaded) if loaded else "none"),
+            "loaded: "
+            + (", ".join(loaded) or "none")
+            + f" (checked {', '.join(HEAVY_MODULES + OTHER_MODULES)})",
         )
     )
-    slow = ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in slowest_imports("cnnprobe.cli"))
+    total, slowest = import_profile("cnnprobe.cli")
 
-    section("Timings")
-    print(table(["what", "model", "median", "min", "note"], timings, {2, 3}))
-    print(f"slowest imports of cnnprobe.cli (-X importtime, cumulative): {slow}")
-
-    section("Targets")
+    print(
+        f"cnnprobe {cnnprobe.__version__}: python {platform.python_version()}, "
+        f"onnx {onnx.__version__}, {platform.machine()}, {os.cpu_count()} CPU(s); median of "
+        f"{proc_runs} fresh processes / {call_runs} in-process calls ({big_runs} for 20,000 "
+        f"nodes); command: {' '.join(cli)}"
+    )
+    print()
+    print(table(["model", "nodes", "size", "source"], model_rows, (1, 2)))
+    print()
+    print(table(["what", "model", "median", "min", "note"], timings, (2, 3)))
+    print(
+        f"import cnnprobe.cli (-X importtime): {fmt(total, 's')}; slowest direct imports: "
+        + ", ".join(f"{n} {fmt(t, 's')}" for n, t in slowest)
+    )
+    print()
     rows = [
         [
             t.key,
             t.what,
-            fmt_value(t.measured, t.unit),
-            f"<= {fmt_value(t.limit, t.unit)}",
+            fmt(t.measured, t.unit),
+            f"<= {fmt(t.limit, t.unit)}",
             "PASS" if t.ok else "FAIL",
             t.note,
         ]
         for t in targets
     ]
-    print(table(["#", "target", "measured", "limit", "result", "note"], rows, {2}))
+    print(table(["#", "target", "measured", "limit", "result", "note"], rows, (2,)))
     failed = [t.key for t in targets if not t.ok]
     print(
         f"\n{len(targets) - len(failed)}/{len(targets)} targets pass"

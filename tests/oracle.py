@@ -7,6 +7,11 @@ pattern of that size. A unit of a requested tensor depends on ``x`` when any of 
 changes any element of the tensor at that unit's index along the corresponding axis. The result
 per unit is the smallest and largest such ``x`` (``None`` when no coordinate changes it).
 
+The magnitude is large on purpose: an edge pixel of a deep receptive field has a tiny weight, and
+a max pool only passes a change that beats the window's other values. Units that do not depend on
+the perturbed pixels are computed from identical values, so they stay bit-identical whatever the
+magnitude; overflow to inf or nan in a dependent unit still counts as a change.
+
 Only real input pixels can be perturbed, so the measured interval is the analytic one clipped to
 the image and shrunk to the pixels actually reached (padding is not an input pixel).
 """
@@ -198,7 +203,7 @@ def measure_intervals(
     spatial_axes_in: tuple[int, ...],
     layout: str = "NC",
     seed: int = 0,
-    magnitude: float = 50.0,
+    magnitude: float = 1e6,
     input_shape: Sequence[int] | None = None,
 ) -> dict[str, list[list[Interval | None]]]:
     """Measure which input coordinates each unit of each tensor depends on.

@@ -95,11 +95,14 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 "data-through-parameter",
                 "the image reaches this op only through a parameter input",
             )
+        upstream_uncertain = any(s.uncertain for s in ins if s.live)
         try:
             outs = run_rule(op_node, ins, ctx)
         except GeometryError as exc:
-            status = ERROR
-            diags.append(Diagnostic("bad-op", "error", node.name, str(exc)))
+            # after an unknown op, shapes may simply be unknown: that is uncertainty, not an error
+            if not upstream_uncertain:
+                status = ERROR
+                diags.append(Diagnostic("bad-op", "error", node.name, str(exc)))
             nsp = len(spatial)
             outs = [
                 TensorState(
@@ -125,7 +128,6 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 )
                 for o in outs
             ]
-        upstream_uncertain = any(s.uncertain for s in ins if s.live)
         if ctx.uncertain or upstream_uncertain:
             outs = [replace(o, uncertain=True) for o in outs]
         for note in ctx.notes:

@@ -180,14 +180,7 @@ def pool(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 @converts("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "QLinearGlobalAveragePool")
 def global_pool(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
-    rank = _rank(ctx, p.input[0])
-    axes = tuple(range(2, rank)) if rank else (2, 3)
-    return _node(p, name, "reduce", [p.input[0]], list(p.input[1:]), axes=axes, keepdims=True)
-
-
-def _rank(ctx: Ctx, tensor: str) -> int | None:
-    shp = ctx.shape(tensor)
-    return None if shp is None else len(shp)
+    return _node(p, name, "reduce", [p.input[0]], list(p.input[1:]), axes_from=2, keepdims=True)
 
 
 @converts("Pad")
@@ -202,21 +195,10 @@ def pad(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     pads = None
     if raw is not None:
         half = len(raw) // 2
-        pairs = list(zip(raw[:half], raw[half:]))
-        if axes is not None:
-            rank = _rank(ctx, p.input[0])
-            if rank is None:
-                raise (
-                    NeedsInference(p.input[0])
-                    if not ctx.inferred
-                    else ModelError(f"node {name!r}: rank of the padded tensor is unknown")
-                )
-            full = [(0, 0)] * rank
-            for ax, pr in zip(axes, pairs):
-                full[ax % rank] = pr
-            pairs = full
-        pads = tuple(pairs)
-    return _node(p, name, "pad", [p.input[0]], list(p.input[1:]), pads=pads, mode=mode)
+        pads = tuple(zip(raw[:half], raw[half:]))
+    return _node(
+        p, name, "pad", [p.input[0]], list(p.input[1:]), pads=pads, pad_axes=axes, mode=mode
+    )
 
 
 @converts("Slice")
@@ -258,20 +240,6 @@ def resize(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
         scales = sc if sc else None
         sz = ctx.ints(_arg(p, 3))
         sizes = sz if sz else None
-        axes = a.get("axes")
-        rank = _rank(ctx, p.input[0])
-        if axes is not None and rank is not None:
-            if scales is not None:
-                full_s = [1.0] * rank
-                for ax, s in zip(axes, scales):
-                    full_s[ax % rank] = s
-                scales = tuple(full_s)
-            if sizes is not None:
-                in_shape = ctx.shape(p.input[0]) or ()
-                full_z: list[Any] = list(in_shape)
-                for ax, z in zip(axes, sizes):
-                    full_z[ax % rank] = z
-                sizes = tuple(full_z)
         if a.get("keep_aspect_ratio_policy", "stretch") != "stretch" and sizes is not None:
             sizes = None  # the recorded output shape is used instead
         if coord == "tf_crop_and_resize":
@@ -286,6 +254,7 @@ def resize(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
         list(p.input[1:]),
         scales=scales,
         sizes=sizes,
+        axes=a.get("axes"),
         mode=mode,
         coord_mode=coord,
         nearest_mode=nearest,
@@ -294,7 +263,6 @@ def resize(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 @converts("SpaceToDepth", "DepthToSpace")
 def block(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
-    rank = _rank(ctx, p.input[0]) or 4
     op = "space_to_depth" if p.op_type == "SpaceToDepth" else "depth_to_space"
     return _node(
         p,
@@ -302,7 +270,7 @@ def block(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
         op,
         [p.input[0]],
         block=int(a["blocksize"]),
-        spatial_axes=tuple(range(2, rank)),
+        spatial_axes=None,
         channel_axis=1,
     )
 
@@ -344,16 +312,8 @@ def reduce(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 @converts("Softmax", "LogSoftmax", "Hardmax")
 def softmax(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if ctx.opset < 13:  # coerced to 2-D: mixes every axis from `axis` on
-        axis = int(a.get("axis", 1))
-        rank = _rank(ctx, p.input[0])
-        if rank is None:
-            if not ctx.inferred:
-                raise NeedsInference(p.input[0])
-            raise ModelError(f"node {name!r}: rank of the softmax input is unknown")
-        axes: tuple[int, ...] = tuple(range(axis % rank, rank))
-    else:
-        axes = (int(a.get("axis", -1)),)
-    return _node(p, name, "mix", [p.input[0]], axes=axes)
+        return _node(p, name, "mix", [p.input[0]], axes_from=int(a.get("axis", 1)))
+    return _node(p, name, "mix", [p.input[0]], axes=(int(a.get("axis", -1)),))
 
 
 @converts(
@@ -364,27 +324,14 @@ def softmax(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     "com.microsoft.SkipLayerNormalization",
 )
 def norm(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
-    rank = _rank(ctx, p.input[0])
-    if p.op_type == "MeanVarianceNormalization":
-        axes: tuple[int, ...] = tuple(a.get("axes", (0, 2, 3)))
-    elif p.op_type == "LayerNormalization" or p.op_type == "SkipLayerNormalization":
-        axis = int(a.get("axis", -1))
-        if rank is None:
-            axes = (axis,) if axis == -1 else ()
-            if not axes:
-                raise (
-                    NeedsInference(p.input[0])
-                    if not ctx.inferred
-                    else ModelError(f"node {name!r}: rank of the normalised tensor is unknown")
-                )
-        else:
-            axes = tuple(range(axis % rank, rank))
-    else:
-        first = 1 if p.op_type == "GroupNormalization" else 2
-        axes = tuple(range(first, rank)) if rank else (first, -1)
     data = [p.input[0]] + ([p.input[1]] if p.op_type == "SkipLayerNormalization" else [])
-    node = _node(p, name, "mix", data, list(p.input[len(data) :]), axes=axes)
-    return node
+    params = list(p.input[len(data) :])
+    if p.op_type == "MeanVarianceNormalization":
+        return _node(p, name, "mix", data, params, axes=tuple(a.get("axes", (0, 2, 3))))
+    if p.op_type in ("LayerNormalization", "SkipLayerNormalization"):
+        return _node(p, name, "mix", data, params, axes_from=int(a.get("axis", -1)))
+    first = 1 if p.op_type == "GroupNormalization" else 2
+    return _node(p, name, "mix", data, params, axes_from=first)
 
 
 @converts("Gemm")
@@ -920,7 +867,7 @@ def _convert(
         outputs=tuple(o.name for o in g.output),
         constants=frozenset(constants),
         other_inputs=others,
-        declared_shapes={k: v for k, v in shapes.items() if k not in constants},
+        declared_shapes=shapes,
         meta=meta,
     )
 

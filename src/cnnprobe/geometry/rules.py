@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from math import prod
+from typing import Any
 
 from ..ir import Dim, Node, Padding, Shape
 from .arithmetic import (
@@ -143,6 +144,31 @@ def _need(x: Dim, what: str) -> int:
     return x
 
 
+def _axes_attr(node: Node, rank: int) -> list[int]:
+    """``axes`` of a reduce/mix node, or every axis from ``axes_from`` on."""
+    if "axes_from" in node.attrs:
+        return list(range(_norm_axis(node.attrs["axes_from"], rank), rank))
+    axes = node.attrs.get("axes")
+    if axes is None:
+        raise GeometryError("the axes are computed at run time")
+    return [_norm_axis(t, rank) for t in axes]
+
+
+def _per_axis(
+    values: Sequence[Any] | None,
+    axes: Sequence[int] | None,
+    rank: int,
+    fill: Any,
+) -> list[Any] | None:
+    """Values given for ``axes`` only (ONNX ``axes`` input/attribute) spread over all axes."""
+    if values is None or axes is None:
+        return None if values is None else list(values)
+    full = [fill] * rank
+    for ax, v in zip(axes, values):
+        full[_norm_axis(ax, rank)] = v
+    return full
+
+
 def _declared(ctx: RuleContext, k: int = 0) -> Shape | None:
     return ctx.declared[k] if k < len(ctx.declared) else None
 
@@ -234,7 +260,7 @@ def transpose_conv_rule(
 @rule("pad")
 def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
-    pads = node.attrs.get("pads")
+    pads = _per_axis(node.attrs.get("pads"), node.attrs.get("pad_axes"), x.rank, (0, 0))
     if pads is None:
         decl = _declared(ctx)
         ctx.give_up("pads-not-static", "pad amounts are computed at run time")
@@ -313,13 +339,15 @@ def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
 def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
     a = node.attrs
-    scales = a.get("scales")
-    sizes = a.get("sizes")
+    scales = _per_axis(a.get("scales"), a.get("axes"), x.rank, 1.0)
+    sizes = _per_axis(a.get("sizes"), a.get("axes"), x.rank, None)
+    if sizes is not None and a.get("axes") is not None:
+        sizes = [x.shape[t] if d is None else d for t, d in enumerate(sizes)]
     decl = _declared(ctx)
     if scales is None and sizes is None:
         if decl is None:
             raise GeometryError("resize target is computed at run time and no shape is recorded")
-        sizes = decl
+        sizes = list(decl)
     out, shape = x, x.shape
     for t in range(x.rank):
         n = x.shape[t]
@@ -363,7 +391,8 @@ def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
 def block_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
     b = int(node.attrs["block"])
-    axes = [_norm_axis(t, x.rank) for t in node.attrs["spatial_axes"]]
+    given = node.attrs.get("spatial_axes")
+    axes = [_norm_axis(t, x.rank) for t in given] if given else list(range(2, x.rank))
     c = _norm_axis(node.attrs["channel_axis"], x.rank)
     to_depth = node.op == "space_to_depth"
     out, shape = x, x.shape
@@ -399,10 +428,7 @@ def block_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
 @rule("reduce")
 def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
-    axes_attr = node.attrs.get("axes")
-    if axes_attr is None:
-        raise GeometryError("reduction axes are computed at run time")
-    axes = sorted({_norm_axis(t, x.rank) for t in axes_attr} or range(x.rank))
+    axes = sorted(set(_axes_attr(node, x.rank)) or range(x.rank))
     out = x.make_global(axes, keep_window=False)
     if node.attrs.get("keepdims", True):
         layout = out.layout
@@ -422,8 +448,7 @@ def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
 @rule("mix")
 def mix_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
-    axes = [_norm_axis(t, x.rank) for t in node.attrs["axes"]]
-    return [x.make_global(axes, keep_window=True)]
+    return [x.make_global(_axes_attr(node, x.rank), keep_window=True)]
 
 
 @rule("dense")

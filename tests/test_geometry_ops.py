@@ -1,0 +1,1576 @@
+"""Per-op geometry tests against hand-computed values.
+
+Every expected number here is worked out by hand from the definitions in
+``shared/notes/receptive-field.md`` (the arithmetic is in a comment next to each row), never taken
+from the tool. Notation per spatial axis: ``k_eff = d*(k-1) + 1``,
+``n_out = floor((n + lo + hi - k_eff) / s) + 1``, ``r_out = r_in + (k_eff - 1) * j_in``,
+``j_out = j_in * s``, ``start_out = start_in - lo * j_in``; the model input has ``r = 1, j = 1,
+start = 0``, so after one op on the input ``r = k_eff``, ``j = s``, ``start = -lo``.
+Unit ``i`` covers ``[start + i*j, start + i*j + r - 1]`` (unclipped, may reach into padding).
+
+Models are built with ``onnx.helper`` (opset 17 unless a row is about another opset), weights are
+``np.random`` initializers with a fixed seed, files go to ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from cnnprobe import analyze
+from cnnprobe.errors import CnnprobeError
+
+F = Fraction
+INT64_MAX = 2**63 - 1
+SEED = 1234
+
+
+# --------------------------------------------------------------------------- model building
+
+
+def weight(name: str, shape: Sequence[int], seed: int = SEED) -> onnx.TensorProto:
+    data = np.random.default_rng(seed).standard_normal(tuple(shape)).astype(np.float32)
+    return numpy_helper.from_array(data, name)
+
+
+def ints(name: str, values: Sequence[int]) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
+
+
+def floats(name: str, values: Sequence[float]) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, dtype=np.float32), name)
+
+
+def node(op: str, inputs: Sequence[str], output: str, **attrs: Any) -> onnx.NodeProto:
+    """A node whose single output tensor and name are ``output``."""
+    return helper.make_node(op, list(inputs), [output], name=output, **attrs)
+
+
+def save(
+    tmp_path: Path,
+    nodes: Sequence[onnx.NodeProto],
+    in_shape: Sequence[int | str],
+    inits: Sequence[onnx.TensorProto] = (),
+    *,
+    opset: int = 17,
+    outputs: Sequence[str] | None = None,
+    value_info: Sequence[onnx.ValueInfoProto] = (),
+    extra_opsets: Sequence[tuple[str, int]] = (),
+    ir_version: int | None = None,
+    inits_as_inputs: bool = False,
+    check: bool = True,
+    name: str = "model.onnx",
+) -> Path:
+    """Write a one-input model (input ``x``) whose outputs are ``outputs`` (default: the last
+    node's outputs, shapes left open)."""
+    graph_inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))]
+    if inits_as_inputs:  # IR < 4 style: every initializer is also a graph input
+        graph_inputs += [
+            helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits
+        ]
+    outs = list(outputs) if outputs is not None else list(nodes[-1].output)
+    graph = helper.make_graph(
+        list(nodes),
+        "g",
+        graph_inputs,
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
+        initializer=list(inits),
+        value_info=list(value_info),
+    )
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in extra_opsets]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="test_geometry_ops")
+    model.ir_version = ir_version if ir_version is not None else 8
+    if check:  # the checker wants a shape on every output: check a copy with rank-0 stubs
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        for vi in probe.graph.output:
+            vi.type.tensor_type.shape.SetInParent()
+        onnx.checker.check_model(probe)
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return path
+
+
+def check_axis(layer: Any, a: int, size: int | None, rf: int, jump: Any, start: int) -> None:
+    ax = layer.axes[a]
+    got = (ax.size, ax.rf, ax.jump, ax.start)
+    assert got == (size, rf, jump, start), f"{layer.name} axis {a}: (size, rf, jump, start)"
+    assert isinstance(ax.jump, Fraction)
+
+
+def codes(result: Any) -> list[str]:
+    return [d.code for d in result.diagnostics]
+
+
+# --------------------------------------------------------------------------- Conv
+
+# (in_shape, weight_shape, attrs, out_shape, per axis (rf, jump, start, pad_lo, pad_hi))
+CONV_CASES = [
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 3, 3), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        (1, 4, 8, 8), [(3, 1, -1, 1, 1)] * 2,
+        id="k3-s1-pad1",
+    ),  # n = (8+1+1-3)//1+1 = 8; r = 1+(3-1)*1 = 3; start = 0-1*1 = -1
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 5, 5), dict(kernel_shape=[5, 5], pads=[0, 0, 0, 0]),
+        (1, 4, 4, 4), [(5, 1, 0, 0, 0)] * 2,
+        id="k5-pad0",
+    ),  # n = (8-5)//1+1 = 4; r = 1+(5-1)*1 = 5; start = 0
+    pytest.param(
+        (1, 2, 16, 16), (4, 2, 7, 7), dict(kernel_shape=[7, 7], strides=[2, 2], pads=[3] * 4),
+        (1, 4, 8, 8), [(7, 2, -3, 3, 3)] * 2,
+        id="k7-s2-pad3",
+    ),  # n = (16+3+3-7)//2+1 = 15//2+1 = 8; r = 1+6*1 = 7; j = 1*2; start = 0-3*1 = -3
+    pytest.param(
+        (1, 2, 9, 9), (4, 2, 3, 3), dict(kernel_shape=[3, 3], strides=[3, 3]),
+        (1, 4, 3, 3), [(3, 3, 0, 0, 0)] * 2,
+        id="k3-s3",
+    ),  # n = (9-3)//3+1 = 3; r = 3; j = 3; start = 0
+    pytest.param(
+        (1, 2, 10, 10), (4, 2, 3, 3), dict(kernel_shape=[3, 3], dilations=[2, 2], pads=[2] * 4),
+        (1, 4, 10, 10), [(5, 1, -2, 2, 2)] * 2,
+        id="k3-d2-pad2",
+    ),  # k_eff = 2*(3-1)+1 = 5; n = (10+4-5)//1+1 = 10; r = 5; start = -2
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 3, 3), dict(kernel_shape=[3, 3], pads=[0, 1, 2, 3]),
+        (1, 4, 8, 10), [(3, 1, 0, 0, 2), (3, 1, -1, 1, 3)],
+        id="k3-asymmetric-pads",
+    ),  # pads = [H_lo, W_lo, H_hi, W_hi]; H: n = (8+0+2-3)+1 = 8, start = 0;
+    #     W: n = (8+1+3-3)+1 = 10, start = -1
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 3, 3),
+        dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        (1, 4, 4, 4), [(3, 2, 0, 0, 1)] * 2,
+        id="same-upper-even-s2",
+    ),  # n = ceil(8/2) = 4; total = (4-1)*2+3-8 = 1; UPPER: lo 0, hi 1; start = 0
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 3, 3),
+        dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
+        (1, 4, 4, 4), [(3, 2, -1, 1, 0)] * 2,
+        id="same-lower-even-s2",
+    ),  # total = 1 as above; LOWER: lo 1, hi 0; start = -1
+    pytest.param(
+        (1, 2, 7, 7), (4, 2, 3, 3),
+        dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        (1, 4, 4, 4), [(3, 2, -1, 1, 1)] * 2,
+        id="same-upper-odd-s2",
+    ),  # n = ceil(7/2) = 4; total = 3*2+3-7 = 2; lo 1, hi 1; start = -1
+    pytest.param(
+        (1, 2, 7, 7), (4, 2, 3, 3),
+        dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
+        (1, 4, 4, 4), [(3, 2, -1, 1, 1)] * 2,
+        id="same-lower-odd-s2",
+    ),  # total = 2 (even): LOWER = UPPER = 1, 1; start = -1
+    pytest.param(
+        (1, 2, 7, 7), (4, 2, 2, 2),
+        dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER"),
+        (1, 4, 4, 4), [(2, 2, 0, 0, 1)] * 2,
+        id="same-upper-k2-odd-s2",
+    ),  # n = ceil(7/2) = 4; total = 3*2+2-7 = 1; UPPER: lo 0, hi 1; start = 0
+    pytest.param(
+        (1, 2, 7, 7), (4, 2, 2, 2),
+        dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_LOWER"),
+        (1, 4, 4, 4), [(2, 2, -1, 1, 0)] * 2,
+        id="same-lower-k2-odd-s2",
+    ),  # total = 1; LOWER: lo 1, hi 0; start = -1
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 4, 4), dict(kernel_shape=[4, 4], auto_pad="SAME_UPPER"),
+        (1, 4, 8, 8), [(4, 1, -1, 1, 2)] * 2,
+        id="same-upper-k4-s1",
+    ),  # n = 8; total = 7*1+4-8 = 3; UPPER: lo 3//2 = 1, hi 2; start = -1
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 4, 4), dict(kernel_shape=[4, 4], auto_pad="SAME_LOWER"),
+        (1, 4, 8, 8), [(4, 1, -2, 2, 1)] * 2,
+        id="same-lower-k4-s1",
+    ),  # total = 3; LOWER: lo 2, hi 1; start = -2
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 3, 3),
+        dict(kernel_shape=[3, 3], dilations=[2, 2], auto_pad="SAME_UPPER"),
+        (1, 4, 8, 8), [(5, 1, -2, 2, 2)] * 2,
+        id="same-upper-k3-d2",
+    ),  # k_eff = 5; total = 7*1+5-8 = 4 -> lo 2, hi 2; r = 5; start = -2
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 1, 1),
+        dict(kernel_shape=[1, 1], strides=[2, 2], auto_pad="SAME_UPPER"),
+        (1, 4, 4, 4), [(1, 2, 0, 0, 0)] * 2,
+        id="same-upper-k1-s2-no-pad",
+    ),  # n = ceil(8/2) = 4; total = max(3*2+1-8, 0) = max(-1, 0) = 0; start 0
+    pytest.param(
+        (1, 2, 9, 9), (4, 2, 3, 3), dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="VALID"),
+        (1, 4, 4, 4), [(3, 2, 0, 0, 0)] * 2,
+        id="valid-s2",
+    ),  # n = (9-3)//2+1 = 4; r = 3; j = 2; start = 0
+    pytest.param(
+        (1, 2, 8, 6), (4, 2, 3, 1), dict(kernel_shape=[3, 1], pads=[1, 0, 1, 0]),
+        (1, 4, 8, 6), [(3, 1, -1, 1, 1), (1, 1, 0, 0, 0)],
+        id="k3x1",
+    ),  # H: n = (8+2-3)+1 = 8, r = 3, start = -1; W: k 1, n = 6, r = 1, start = 0
+    pytest.param(
+        (1, 2, 5, 12), (4, 2, 1, 7), dict(kernel_shape=[1, 7], pads=[0, 3, 0, 3]),
+        (1, 4, 5, 12), [(1, 1, 0, 0, 0), (7, 1, -3, 3, 3)],
+        id="k1x7",
+    ),  # H: n = 5, r = 1; W: n = (12+6-7)+1 = 12, r = 7, start = -3
+    pytest.param(
+        (1, 2, 10, 6), (4, 2, 3, 3), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4),
+        (1, 4, 5, 3), [(3, 2, -1, 1, 1)] * 2,
+        id="h-ne-w-s2",
+    ),  # H: n = (10+2-3)//2+1 = 4+1 = 5; W: n = (6+2-3)//2+1 = 2+1 = 3; start = -1
+    pytest.param(
+        (1, 2, 8, 8), (4, 2, 3, 3), dict(kernel_shape=[3, 3], strides=[2, 1], pads=[1] * 4),
+        (1, 4, 4, 8), [(3, 2, -1, 1, 1), (3, 1, -1, 1, 1)],
+        id="strides-2x1",
+    ),  # H: n = (8+2-3)//2+1 = 4, j = 2; W: n = 8, j = 1
+    pytest.param(
+        (1, 4, 6, 6), (6, 2, 3, 3), dict(kernel_shape=[3, 3], pads=[1] * 4, group=2),
+        (1, 6, 6, 6), [(3, 1, -1, 1, 1)] * 2,
+        id="groups2",
+    ),  # grouped conv: same geometry as dense; n = 6; C_out = W.shape[0] = 6
+    pytest.param(
+        (1, 3, 8, 8), (3, 1, 3, 3),
+        dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4, group=3),
+        (1, 3, 4, 4), [(3, 2, -1, 1, 1)] * 2,
+        id="depthwise-s2",
+    ),  # depthwise: n = (8+2-3)//2+1 = 4; r = 3; j = 2; start = -1
+    pytest.param(
+        (1, 2, 9, 9), (4, 2, 5, 3), dict(),
+        (1, 4, 5, 7), [(5, 1, 0, 0, 0), (3, 1, 0, 0, 0)],
+        id="no-kernel-shape-attr",
+    ),  # kernel from W dims [4,2,5,3]: H n = 9-5+1 = 5, r = 5; W n = 9-3+1 = 7, r = 3
+    pytest.param(
+        (1, 2, 20), (4, 2, 5), dict(kernel_shape=[5], strides=[2], pads=[2, 2]),
+        (1, 4, 10), [(5, 2, -2, 2, 2)],
+        id="conv1d-k5-s2-pad2",
+    ),  # n = (20+4-5)//2+1 = 9+1 = 10; r = 5; j = 2; start = -2
+    pytest.param(
+        (1, 2, 20), (4, 2, 3), dict(kernel_shape=[3], dilations=[4]),
+        (1, 4, 12), [(9, 1, 0, 0, 0)],
+        id="conv1d-k3-d4",
+    ),  # k_eff = 4*2+1 = 9; n = 20-9+1 = 12; r = 9
+    pytest.param(
+        (1, 1, 6, 8, 10), (2, 1, 3, 3, 3),
+        dict(kernel_shape=[3, 3, 3], strides=[1, 2, 2], pads=[1] * 6),
+        (1, 2, 6, 4, 5), [(3, 1, -1, 1, 1), (3, 2, -1, 1, 1), (3, 2, -1, 1, 1)],
+        id="conv3d",
+    ),  # D: n = (6+2-3)+1 = 6; H: (8+2-3)//2+1 = 4; W: (10+2-3)//2+1 = 5; r = 3, start = -1
+]
+
+
+@pytest.mark.parametrize("in_shape, w_shape, attrs, out_shape, geo", CONV_CASES)
+def test_conv(
+    tmp_path: Path,
+    in_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    attrs: dict[str, Any],
+    out_shape: tuple[int, ...],
+    geo: list[tuple[int, int, int, int, int]],
+) -> None:
+    inits = [weight("w", w_shape), weight("b", w_shape[:1], seed=SEED + 1)]
+    path = save(tmp_path, [node("Conv", ["x", "w", "b"], "conv", **attrs)], in_shape, inits)
+    r = analyze(path)
+    lay = r.layer("conv")
+    assert lay.status == "ok"
+    assert lay.output_shape == out_shape
+    assert len(lay.axes) == len(geo)
+    for a, (rf, jump, start, lo, hi) in enumerate(geo):
+        check_axis(lay, a, out_shape[2 + a], rf, jump, start)
+        ax = lay.axes[a]
+        assert (ax.kernel, ax.pad_lo, ax.pad_hi) == (w_shape[2 + a], lo, hi)
+        assert ax.stride == jump  # one op on the input: j_out = s
+    assert not [d for d in r.diagnostics if d.severity == "error"]
+
+
+@pytest.mark.parametrize(
+    "source, with_kernel_shape",
+    [
+        ("constant-of-shape", True),
+        ("constant-of-shape", False),
+        ("reshape-of-flat-initializer", False),
+    ],
+)
+def test_conv_weight_from_a_node(tmp_path: Path, source: str, with_kernel_shape: bool) -> None:
+    # old model-zoo patterns: W = ConstantOfShape(int64 shape initializer [4, 2, 3, 3]) or
+    # W = Reshape(flat [72] initializer, [4, 2, 3, 3]); the kernel then comes from W's shape
+    attrs: dict[str, Any] = dict(pads=[1, 1, 1, 1])
+    if with_kernel_shape:
+        attrs["kernel_shape"] = [3, 3]
+    if source == "constant-of-shape":
+        value = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.1])
+        w_node = node("ConstantOfShape", ["wshape"], "w", value=value)
+        inits = [ints("wshape", [4, 2, 3, 3])]
+    else:
+        w_node = node("Reshape", ["wflat", "wshape"], "w")
+        inits = [weight("wflat", (72,)), ints("wshape", [4, 2, 3, 3])]
+    nodes = [w_node, node("Conv", ["x", "w"], "conv", **attrs)]
+    lay = analyze(save(tmp_path, nodes, (1, 2, 8, 8), inits)).layer("conv")
+    # kernel 3 from the shape; n = (8+2-3)+1 = 8; r = 3; start = -1; C_out = 4
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, 8, 8)
+    for a in range(2):
+        check_axis(lay, a, 8, 3, 1, -1)
+        assert lay.axes[a].kernel == 3
+
+
+def test_conv_coverage_off_centre_unit_with_rf_larger_than_input(tmp_path: Path) -> None:
+    # 6 px, k7 pads 3: n = (6+6-7)+1 = 6, r = 7 >= 6, start -3.
+    # unit i covers [i-3, i+3]: unit 0 [-3, 3] sees [0, 3] = 4 px (misses 4, 5);
+    # unit 5 [2, 8] sees [2, 5] = 4 px; centre unit (6-1)//2 = 2: [-1, 5] sees all 6.
+    inits = [weight("w", (1, 1, 7, 7))]
+    conv = node("Conv", ["x", "w"], "conv", kernel_shape=[7, 7], pads=[3] * 4)
+    r = analyze(save(tmp_path, [conv], (1, 1, 6, 6), inits))
+    lay = r.layer("conv")
+    for a in range(2):
+        ax = lay.axes[a]
+        assert (ax.rf, ax.start, ax.full) == (7, -3, False)
+        assert ax.coverage_centre == pytest.approx(1.0)
+        assert ax.coverage_min == pytest.approx(4 / 6)
+    assert lay.sees_full_input is False
+    assert r.verdict.sees_full_input is False
+    assert r.verdict.area_centre == pytest.approx(1.0)
+    assert r.verdict.area_min == pytest.approx((4 / 6) ** 2)
+    assert r.verdict.first_full_coverage_layer is None
+
+
+def test_conv_full_coverage_single_unit(tmp_path: Path) -> None:
+    # 5 px, k5 valid: n = 1, unit 0 covers [0, 4] = the whole input on both axes
+    inits = [weight("w", (1, 1, 5, 5))]
+    r = analyze(save(tmp_path, [node("Conv", ["x", "w"], "conv", kernel_shape=[5, 5])],
+                     (1, 1, 5, 5), inits))
+    lay = r.layer("conv")
+    assert lay.output_shape == (1, 1, 1, 1)
+    assert [a.full for a in lay.axes] == [True, True]
+    assert lay.sees_full_input is True
+    assert r.verdict.first_full_coverage_layer == "conv"
+    assert r.verdict.area_centre == pytest.approx(1.0)
+
+
+def test_pad_then_valid_conv_equals_padded_conv(tmp_path: Path) -> None:
+    # Pad 1 everywhere: start = -1, n = 10; Conv k3 valid: n = 8, r = 1+2*1 = 3,
+    # start = -1 - 0*1 = -1: the same as Conv k3 pads 1.
+    nodes = [
+        node("Pad", ["x", "pads"], "pad"),
+        node("Conv", ["pad", "w"], "conv", kernel_shape=[3, 3]),
+    ]
+    inits = [ints("pads", [0, 0, 1, 1, 0, 0, 1, 1]), weight("w", (4, 2, 3, 3))]
+    lay = analyze(save(tmp_path, nodes, (1, 2, 8, 8), inits)).layer("conv")
+    assert lay.output_shape == (1, 4, 8, 8)
+    for a in range(2):
+        check_axis(lay, a, 8, 3, 1, -1)
+
+
+# --------------------------------------------------------------------------- pooling
+
+# (op, in_shape, attrs, out_shape, per axis (rf, jump, start), unit checks {(axis, i): (lo, hi)})
+POOL_CASES = [
+    pytest.param(
+        "MaxPool", (1, 2, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2]),
+        (1, 2, 3, 3), [(2, 2, 0)] * 2, {(0, 2): (4, 5)},
+        id="max-k2s2-floor-odd",
+    ),  # n = (7-2)//2+1 = 3; r = 2, j = 2, start 0; unit 2: [0+2*2, 4+1] = [4, 5]
+    pytest.param(
+        "MaxPool", (1, 2, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        (1, 2, 4, 4), [(2, 2, 0)] * 2, {(0, 3): (6, 7), (1, 3): (6, 7)},
+        id="max-k2s2-ceil-odd",
+    ),  # n = ceil((7-2)/2)+1 = 4 (last window starts at 6 < 7: kept); unit 3: [6, 7]
+    pytest.param(
+        "MaxPool", (1, 2, 8, 8), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4),
+        (1, 2, 4, 4), [(3, 2, -1)] * 2, {(0, 3): (5, 7)},
+        id="max-k3s2p1-floor-even",
+    ),  # n = (8+2-3)//2+1 = 3+1 = 4; start -1; unit 3: [-1+6, -1+6+2] = [5, 7]
+    pytest.param(
+        "MaxPool", (1, 2, 8, 8),
+        dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4, ceil_mode=1),
+        (1, 2, 5, 5), [(3, 2, -1)] * 2, {(0, 4): (7, 9)},
+        id="max-k3s2p1-ceil-even",
+    ),  # n = ceil(7/2)+1 = 5; last window starts at 4*2-1 = 7 < 8: kept; unit 4: [7, 9]
+    pytest.param(
+        "MaxPool", (1, 2, 5, 5),
+        dict(kernel_shape=[2, 2], strides=[2, 2], pads=[1] * 4, ceil_mode=1),
+        (1, 2, 3, 3), [(2, 2, -1)] * 2, {(0, 2): (3, 4)},
+        id="max-k2s2p1-ceil-drops-window-in-right-pad",
+    ),  # span = 5+2-2 = 5; ceil(5/2)+1 = 4, but window 3 would start at 3*2-1 = 5 = n (right
+    #     padding): dropped -> 3 (= floor: 5//2+1); unit 2: [-1+4, -1+4+1] = [3, 4]
+    pytest.param(
+        "MaxPool", (1, 2, 5, 5), dict(kernel_shape=[2, 2]),
+        (1, 2, 4, 4), [(2, 1, 0)] * 2, {(0, 3): (3, 4)},
+        id="max-k2-default-stride-is-1",
+    ),  # ONNX default strides = 1: n = (5-2)//1+1 = 4; r = 2; j = 1
+    pytest.param(
+        "MaxPool", (1, 2, 9, 9), dict(kernel_shape=[3, 3], dilations=[2, 2]),
+        (1, 2, 5, 5), [(5, 1, 0)] * 2, {(1, 4): (4, 8)},
+        id="max-k3-d2",
+    ),  # k_eff = 2*2+1 = 5; n = 9-5+1 = 5; r = 5; unit 4: [4, 8]
+    pytest.param(
+        "MaxPool", (1, 2, 9, 9),
+        dict(kernel_shape=[3, 3], dilations=[2, 2], strides=[2, 2], pads=[2] * 4),
+        (1, 2, 5, 5), [(5, 2, -2)] * 2, {(0, 4): (6, 10)},
+        id="max-k3-d2-s2-p2",
+    ),  # n = (9+4-5)//2+1 = 5; r = 5; j = 2; start -2; unit 4: [-2+8, -2+8+4] = [6, 10]
+    pytest.param(
+        "MaxPool", (1, 2, 9, 4), dict(kernel_shape=[3, 1], strides=[2, 1]),
+        (1, 2, 4, 4), [(3, 2, 0), (1, 1, 0)], {(0, 1): (2, 4), (1, 3): (3, 3)},
+        id="max-k3x1-s2x1",
+    ),  # H: n = (9-3)//2+1 = 4, r 3, j 2; W: k 1 s 1: n = 4, r 1
+    pytest.param(
+        "MaxPool", (1, 2, 8, 8), dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        (1, 2, 4, 4), [(3, 2, 0)] * 2, {(0, 3): (6, 8)},
+        id="max-k3s2-same-upper-even",
+    ),  # n = ceil(8/2) = 4; total = 3*2+3-8 = 1: lo 0, hi 1; start 0; unit 3: [6, 8]
+    pytest.param(
+        "AveragePool", (1, 2, 8, 8),
+        dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
+        (1, 2, 4, 4), [(3, 2, -1)] * 2, {(0, 3): (5, 7)},
+        id="avg-k3s2-same-lower-even",
+    ),  # total = 1: lo 1, hi 0; start -1; unit 3: [-1+6, -1+6+2] = [5, 7]
+    pytest.param(
+        "AveragePool", (1, 2, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2]),
+        (1, 2, 3, 3), [(2, 2, 0)] * 2, {},
+        id="avg-k2s2-floor-odd",
+    ),  # n = (7-2)//2+1 = 3
+    pytest.param(
+        "AveragePool", (1, 2, 8, 8),
+        dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4, ceil_mode=1),
+        (1, 2, 5, 5), [(3, 2, -1)] * 2, {(1, 4): (7, 9)},
+        id="avg-k3s2p1-ceil-even",
+    ),  # as for MaxPool: n = ceil(7/2)+1 = 5 (window 4 starts at 7 < 8)
+    pytest.param(
+        "AveragePool", (1, 2, 6, 6), dict(kernel_shape=[3, 3], pads=[1, 0, 0, 1]),
+        (1, 2, 5, 5), [(3, 1, -1), (3, 1, 0)], {},
+        id="avg-asymmetric-pads",
+    ),  # H: lo 1, hi 0: n = (6+1-3)+1 = 5, start -1; W: lo 0, hi 1: n = 5, start 0
+    pytest.param(
+        "LpPool", (1, 2, 8, 8), dict(kernel_shape=[2, 2], strides=[2, 2], p=2),
+        (1, 2, 4, 4), [(2, 2, 0)] * 2, {(0, 1): (2, 3)},
+        id="lp-k2s2",
+    ),  # n = (8-2)//2+1 = 4; r = 2; j = 2
+    pytest.param(
+        "LpPool", (1, 2, 6, 6), dict(kernel_shape=[3, 3], pads=[1] * 4),
+        (1, 2, 6, 6), [(3, 1, -1)] * 2, {},
+        id="lp-k3-p1",
+    ),  # n = (6+2-3)+1 = 6; start -1
+]
+
+
+@pytest.mark.parametrize("op, in_shape, attrs, out_shape, geo, units", POOL_CASES)
+def test_pool(
+    tmp_path: Path,
+    op: str,
+    in_shape: tuple[int, ...],
+    attrs: dict[str, Any],
+    out_shape: tuple[int, ...],
+    geo: list[tuple[int, int, int]],
+    units: dict[tuple[int, int], tuple[int, int]],
+) -> None:
+    r = analyze(save(tmp_path, [node(op, ["x"], "pool", **attrs)], in_shape))
+    lay = r.layer("pool")
+    assert lay.status == "ok"
+    assert lay.output_shape == out_shape
+    for a, (rf, jump, start) in enumerate(geo):
+        check_axis(lay, a, out_shape[2 + a], rf, jump, start)
+    for (a, i), interval in units.items():
+        assert lay.unit_interval(a, i) == interval, (a, i)
+
+
+# --------------------------------------------------------------------------- global ops
+
+# Every model: x [1,2,8,8] -> Conv k3 pads 1 (4 channels; r 3, start -1) -> op "red".
+# (opset, op, attrs, axes input or None, out_shape, global per axis, local (rf, start) per axis)
+REDUCE_CASES = [
+    pytest.param(17, "GlobalAveragePool", {}, None, (1, 4, 1, 1), (True, True), None,
+                 id="gap"),
+    pytest.param(17, "GlobalMaxPool", {}, None, (1, 4, 1, 1), (True, True), None,
+                 id="gmp"),
+    pytest.param(13, "ReduceMean", dict(axes=[2, 3]), None, (1, 4, 1, 1), (True, True), None,
+                 id="reducemean13-keepdims1"),
+    pytest.param(13, "ReduceMean", dict(axes=[2, 3], keepdims=0), None, (1, 4), (True, True),
+                 None, id="reducemean13-keepdims0"),
+    pytest.param(18, "ReduceMean", {}, [2, 3], (1, 4, 1, 1), (True, True), None,
+                 id="reducemean18-axes-input-keepdims1"),
+    pytest.param(18, "ReduceMean", dict(keepdims=0), [-2, -1], (1, 4), (True, True), None,
+                 id="reducemean18-axes-input-keepdims0"),
+    pytest.param(18, "ReduceMean", {}, None, (1, 1, 1, 1), (True, True), None,
+                 id="reducemean18-no-axes-reduces-all"),
+    # no axes input, noop_with_empty_axes 0: every axis reduced (N, C, H, W -> 1)
+    # only W reduced: H keeps the conv's window (r 3, start -1), W is global
+    pytest.param(13, "ReduceMean", dict(axes=[-1]), None, (1, 4, 8, 1), (False, True),
+                 [(3, -1), None], id="reducemean13-W-only"),
+    pytest.param(18, "ReduceMax", dict(keepdims=0), [2], (1, 4, 8), (True, False),
+                 [None, (3, -1)], id="reducemax18-H-only-keepdims0"),
+]
+
+
+@pytest.mark.parametrize("opset, op, attrs, axes, out_shape, glob, local", REDUCE_CASES)
+def test_global_reductions(
+    tmp_path: Path,
+    opset: int,
+    op: str,
+    attrs: dict[str, Any],
+    axes: list[int] | None,
+    out_shape: tuple[int, ...],
+    glob: tuple[bool, bool],
+    local: list[tuple[int, int] | None] | None,
+) -> None:
+    inits = [weight("w", (4, 2, 3, 3))]
+    red_inputs = ["conv"]
+    if axes is not None:
+        inits.append(ints("axes", axes))
+        red_inputs.append("axes")
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node(op, red_inputs, "red", **attrs),
+    ]
+    r = analyze(save(tmp_path, nodes, (1, 2, 8, 8), inits, opset=opset))
+    lay = r.layer("red")
+    assert lay.status == "ok"
+    assert lay.output_shape == out_shape
+    assert tuple(a.is_global for a in lay.axes) == glob
+    for a, g in enumerate(glob):
+        ax = lay.axes[a]
+        if g:  # every unit depends on all 8 pixels of this axis
+            assert ax.full is True
+            assert ax.coverage_centre == pytest.approx(1.0)
+            assert ax.coverage_min == pytest.approx(1.0)
+            assert ax.effective_rf == 8
+        else:
+            assert local is not None and local[a] is not None
+            rf, start = local[a]
+            assert (ax.size, ax.rf, ax.jump, ax.start) == (8, rf, 1, start)
+            assert ax.full is False
+    if all(glob):
+        assert lay.is_global
+        assert lay.sees_full_input is True
+        assert not lay.is_spatial  # a 1x1 (or flat) global result is not a feature map
+        assert r.verdict.first_global_layer == "red"
+        assert r.verdict.first_full_coverage_layer == "red"
+        assert r.verdict.last_spatial_layer == "conv"
+        assert r.verdict.global_while_spatial is None
+    else:
+        assert not lay.is_global
+
+
+# conv k3 pads 1 (r 3, start -1, size kept) in 1-D / 2-D / 3-D, then a global op
+ND_CASES = [
+    pytest.param((1, 2, 20), (4, 2, 3), id="1d"),
+    pytest.param((1, 2, 8, 6), (4, 2, 3, 3), id="2d"),
+    pytest.param((1, 1, 6, 8, 10), (4, 1, 3, 3, 3), id="3d"),
+]
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+@pytest.mark.parametrize("in_shape, w_shape", ND_CASES)
+def test_global_pool_any_rank(
+    tmp_path: Path, op: str, in_shape: tuple[int, ...], w_shape: tuple[int, ...]
+) -> None:
+    # [1, 4, *spatial] -> [1, 4, 1, ...]: every spatial axis reduced, global on all of them
+    nsp = len(in_shape) - 2
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3] * nsp, pads=[1] * (2 * nsp)),
+        node(op, ["conv"], "gp"),
+    ]
+    r = analyze(save(tmp_path, nodes, in_shape, [weight("w", w_shape)]))
+    lay = r.layer("gp")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4) + (1,) * nsp
+    assert [a.is_global for a in lay.axes] == [True] * nsp
+    assert [a.full for a in lay.axes] == [True] * nsp
+    assert [a.effective_rf for a in lay.axes] == list(in_shape[2:])
+    assert r.verdict.first_global_layer == "gp"
+
+
+@pytest.mark.parametrize("in_shape, w_shape", ND_CASES)
+def test_instance_norm_any_rank(
+    tmp_path: Path, in_shape: tuple[int, ...], w_shape: tuple[int, ...]
+) -> None:
+    # InstanceNormalization normalises over all spatial axes: global on each, local r 3 kept
+    nsp = len(in_shape) - 2
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3] * nsp, pads=[1] * (2 * nsp)),
+        node("InstanceNormalization", ["conv", "scale", "bias"], "inorm"),
+    ]
+    inits = [weight("w", w_shape), weight("scale", (4,)), weight("bias", (4,))]
+    r = analyze(save(tmp_path, nodes, in_shape, inits))
+    lay = r.layer("inorm")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, *in_shape[2:])
+    assert [a.is_global for a in lay.axes] == [True] * nsp
+    for a in range(nsp):
+        check_axis(lay, a, in_shape[2 + a], 3, 1, -1)
+    assert r.verdict.global_while_spatial == "inorm"
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_flatten_gemm_is_global(tmp_path: Path, trans_b: int) -> None:
+    # conv k3 p1 on 4x4 (r 3, start -1) -> Flatten [1, 4*4*4 = 64] -> Gemm (B [64, 10], or
+    # [10, 64] with transB) -> [1, 10]: every logit depends on every position
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Flatten", ["conv"], "flat"),
+        node("Gemm", ["flat", "fc_w", "fc_b"], "fc", transB=trans_b),
+    ]
+    fc_shape = (10, 64) if trans_b else (64, 10)
+    inits = [weight("w", (4, 2, 3, 3)), weight("fc_w", fc_shape), weight("fc_b", (10,))]
+    r = analyze(save(tmp_path, nodes, (1, 2, 4, 4), inits))
+    flat = r.layer("flat")
+    assert flat.output_shape == (1, 64)
+    assert not flat.is_spatial and not flat.is_global
+    fc = r.layer("fc")
+    assert fc.status == "ok"
+    assert fc.output_shape == (1, 10)
+    assert fc.is_global and not fc.is_spatial
+    assert [a.full for a in fc.axes] == [True, True]
+    assert [a.effective_rf for a in fc.axes] == [4, 4]
+    v = r.verdict
+    assert v.last_spatial_layer == "conv"
+    assert v.first_global_layer == "fc"
+    assert v.first_full_coverage_layer == "fc"
+    assert v.rf == (3, 3) and v.start == (-1, -1)
+    assert v.certain
+
+
+def _matmul_weight(source: str, name: str, shape: tuple[int, int]) -> tuple[
+    list[onnx.NodeProto], list[onnx.TensorProto]
+]:
+    """A constant MatMul operand as an initializer or as the output of a Constant node."""
+    w = weight(name, shape)
+    if source == "initializer":
+        return [], [w]
+    return [helper.make_node("Constant", [], [name], name=name, value=w)], []
+
+
+@pytest.mark.parametrize("batch", [1, "N"])
+@pytest.mark.parametrize("source", ["initializer", "constant-node"])
+def test_reshape_matmul_is_global(tmp_path: Path, source: str, batch: int | str) -> None:
+    # Reshape [0, -1]: [N, 2, 4, 4] -> [N, 32]; MatMul with a constant [32, 5] -> [N, 5]:
+    # out[0, c] = sum over all 32 (channel, y, x) of flat * W: global on H and W
+    w_nodes, w_inits = _matmul_weight(source, "mw", (32, 5))
+    nodes = [
+        *w_nodes,
+        node("Reshape", ["x", "shape"], "flat"),
+        node("MatMul", ["flat", "mw"], "mm"),
+    ]
+    r = analyze(save(tmp_path, nodes, (batch, 2, 4, 4), [ints("shape", [0, -1]), *w_inits]))
+    assert r.layer("flat").output_shape[1:] == (32,)
+    mm = r.layer("mm")
+    assert mm.status == "ok"
+    assert mm.output_shape[1:] == (5,)
+    assert mm.is_global
+    assert [a.full for a in mm.axes] == [True, True]
+    assert r.verdict.first_global_layer == "mm"
+    assert r.verdict.certain
+
+
+@pytest.mark.parametrize("source", ["initializer", "constant-node"])
+def test_matmul_over_channels_after_nhwc_reshape_stays_local(tmp_path: Path, source: str) -> None:
+    # conv k3 p1 (r 3, start -1) [1,3,6,4] -> Transpose NHWC [1,6,4,3] -> Reshape [1,24,3]
+    # -> MatMul [3,5] (mixes channels only: a 1x1 conv) -> Reshape [1,6,4,5] -> Transpose NCHW
+    # [1,5,6,4]: still local, r 3, start -1, j 1
+    w_nodes, w_inits = _matmul_weight(source, "mw", (3, 5))
+    nodes = [
+        *w_nodes,
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Transpose", ["conv"], "nhwc", perm=[0, 2, 3, 1]),
+        node("Reshape", ["nhwc", "s1"], "rows"),
+        node("MatMul", ["rows", "mw"], "mm"),
+        node("Reshape", ["mm", "s2"], "back"),
+        node("Transpose", ["back"], "nchw", perm=[0, 3, 1, 2]),
+    ]
+    inits = [
+        weight("w", (3, 2, 3, 3)), ints("s1", [1, 24, 3]), *w_inits, ints("s2", [1, 6, 4, 5]),
+    ]
+    r = analyze(save(tmp_path, nodes, (1, 2, 6, 4), inits))
+    assert r.layer("rows").output_shape == (1, 24, 3)
+    assert not r.layer("rows").is_spatial
+    mm = r.layer("mm")
+    assert mm.status == "ok"
+    assert mm.output_shape == (1, 24, 5)
+    assert not mm.is_global
+    out = r.layer("nchw")
+    assert out.status == "ok"
+    assert out.output_shape == (1, 5, 6, 4)
+    assert out.is_spatial and not out.is_global
+    check_axis(out, 0, 6, 3, 1, -1)
+    check_axis(out, 1, 4, 3, 1, -1)
+
+
+def test_transpose_reshape_round_trip_then_conv(tmp_path: Path) -> None:
+    # conv k3 p1: r 3, j 1, start -1, [1,3,6,4]; NHWC; Reshape [1,24,3]; Reshape [1,6,4,3];
+    # back to NCHW: unchanged geometry. Then conv k3 s2 valid:
+    # H: n = (6-3)//2+1 = 2; W: n = (4-3)//2+1 = 1; r = 3+(3-1)*1 = 5; j = 2; start = -1
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Transpose", ["conv"], "nhwc", perm=[0, 2, 3, 1]),
+        node("Reshape", ["nhwc", "s1"], "flat"),
+        node("Reshape", ["flat", "s2"], "unflat"),
+        node("Transpose", ["unflat"], "nchw", perm=[0, 3, 1, 2]),
+        node("Conv", ["nchw", "w2"], "conv2", kernel_shape=[3, 3], strides=[2, 2]),
+    ]
+    inits = [
+        weight("w", (3, 2, 3, 3)), ints("s1", [1, 24, 3]), ints("s2", [1, 6, 4, 3]),
+        weight("w2", (4, 3, 3, 3)),
+    ]
+    r = analyze(save(tmp_path, nodes, (1, 2, 6, 4), inits))
+    assert r.layer("nhwc").output_shape == (1, 6, 4, 3)
+    assert r.layer("nhwc").is_spatial
+    assert not r.layer("flat").is_spatial
+    back = r.layer("nchw")
+    assert back.output_shape == (1, 3, 6, 4)
+    check_axis(back, 0, 6, 3, 1, -1)
+    check_axis(back, 1, 4, 3, 1, -1)
+    c2 = r.layer("conv2")
+    assert c2.status == "ok"
+    assert c2.output_shape == (1, 4, 2, 1)
+    check_axis(c2, 0, 2, 5, 2, -1)
+    check_axis(c2, 1, 1, 5, 2, -1)
+
+
+def test_softmax_over_flattened_positions(tmp_path: Path) -> None:
+    # x [1,2,4,4] -> Reshape [1,2,16] -> Softmax(axis=-1) -> Reshape [1,2,4,4]:
+    # every output depends on all 16 positions of its channel (global on H and W), while the
+    # local window stays the pixel itself (r 1, start 0)
+    nodes = [
+        node("Reshape", ["x", "s1"], "flat"),
+        node("Softmax", ["flat"], "sm", axis=-1),
+        node("Reshape", ["sm", "s2"], "back"),
+    ]
+    inits = [ints("s1", [1, 2, 16]), ints("s2", [1, 2, 4, 4])]
+    r = analyze(save(tmp_path, nodes, (1, 2, 4, 4), inits))
+    sm = r.layer("sm")
+    assert sm.output_shape == (1, 2, 16)
+    assert sm.is_global
+    back = r.layer("back")
+    assert back.status == "ok"
+    assert back.output_shape == (1, 2, 4, 4)
+    assert back.is_spatial and back.is_global
+    assert [a.rf for a in back.axes] == [1, 1]
+    assert [a.full for a in back.axes] == [True, True]
+    assert r.verdict.global_while_spatial == "back"
+
+
+@pytest.mark.parametrize(
+    "opset, axis, glob",
+    [
+        (11, 1, (True, True)),  # opset < 13: coerced to 2-D [N, C*H*W] from axis 1: C, H, W mixed
+        (13, 1, (False, False)),  # opset 13: over channels only: each position on its own
+        (13, -1, (False, True)),  # opset 13, axis -1 = W: every unit sees its whole row
+    ],
+)
+def test_softmax_axis_semantics_by_opset(
+    tmp_path: Path, opset: int, axis: int, glob: tuple[bool, bool]
+) -> None:
+    # conv k3 p1 (r 3, start -1) on 8x8 -> Softmax(axis); the local window is kept in every case
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Softmax", ["conv"], "sm", axis=axis),
+    ]
+    r = analyze(save(tmp_path, nodes, (1, 2, 8, 8), [weight("w", (4, 2, 3, 3))], opset=opset))
+    lay = r.layer("sm")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, 8, 8)
+    assert tuple(a.is_global for a in lay.axes) == glob
+    for a in range(2):
+        check_axis(lay, a, 8, 3, 1, -1)
+        assert lay.axes[a].full is glob[a]  # not global: unit 0 [-1, 1] misses pixels 2..7
+
+
+def test_instance_norm_global_keeps_local_window(tmp_path: Path) -> None:
+    # conv k3 p1 on 8x8 (r 3, start -1) -> InstanceNormalization: mean/var over H, W make every
+    # unit depend on the whole map; the local window r 3, start -1 stays
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("InstanceNormalization", ["conv", "scale", "bias"], "inorm"),
+    ]
+    inits = [weight("w", (4, 2, 3, 3)), weight("scale", (4,)), weight("bias", (4,))]
+    r = analyze(save(tmp_path, nodes, (1, 2, 8, 8), inits))
+    lay = r.layer("inorm")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, 8, 8)
+    assert lay.is_spatial and lay.is_global
+    for a in range(2):
+        check_axis(lay, a, 8, 3, 1, -1)
+        assert lay.axes[a].full is True
+        assert lay.axes[a].effective_rf == 8
+    assert r.verdict.global_while_spatial == "inorm"
+    assert r.verdict.first_global_layer == "inorm"
+    assert r.verdict.sees_full_input is True
+
+
+# --------------------------------------------------------------------------- Pad and Slice
+
+# (opset, pads (input or attribute), pads axes input, out_shape, per axis start)
+PAD_CASES = [
+    pytest.param(11, [0, 0, 1, 2, 0, 0, 3, 4], None, (1, 2, 12, 14), (-1, -2),
+                 id="opset11-pads-input"),
+    # H: 8+1+3 = 12, start = 0-1*1 = -1; W: 8+2+4 = 14, start = -2
+    pytest.param(2, [0, 0, 2, 0, 0, 0, 2, 0], None, (1, 2, 12, 8), (-2, 0),
+                 id="opset2-pads-attribute"),
+    # H: 8+2+2 = 12, start -2; W untouched
+    pytest.param(13, [0, 0, -1, -2, 0, 0, -1, 0], None, (1, 2, 6, 6), (1, 2),
+                 id="negative-pads-crop"),
+    # H: 8-1-1 = 6, start = 0-(-1)*1 = 1; W: 8-2+0 = 6, start = 2
+    pytest.param(13, [0, 0, 2, -1, 0, 0, -2, 3], None, (1, 2, 8, 10), (-2, 1),
+                 id="mixed-pad-and-crop"),
+    # H: 8+2-2 = 8, start -2; W: 8-1+3 = 10, start 1
+    pytest.param(18, [1, 2, 1, 2], [2, 3], (1, 2, 10, 12), (-1, -2),
+                 id="opset18-axes-input"),
+    pytest.param(13, [0, 1, 0, 0, 0, 1, 0, 0], None, (1, 4, 8, 8), (0, 0),
+                 id="channel-axis-only"),
+    # padding channels 2 -> 4 leaves H and W alone
+    # axes [2, 3]: H lo 1 hi 1 -> 10, start -1; W lo 2 hi 2 -> 12, start -2
+]
+
+
+@pytest.mark.parametrize("opset, pads, axes, out_shape, starts", PAD_CASES)
+def test_pad(
+    tmp_path: Path,
+    opset: int,
+    pads: list[int],
+    axes: list[int] | None,
+    out_shape: tuple[int, ...],
+    starts: tuple[int, int],
+) -> None:
+    inits = []
+    if opset < 11:
+        pad = node("Pad", ["x"], "pad", pads=pads)
+    else:
+        inputs = ["x", "pads"]
+        inits.append(ints("pads", pads))
+        if axes is not None:
+            inputs += ["", "axes"]
+            inits.append(ints("axes", axes))
+        pad = node("Pad", inputs, "pad")
+    lay = analyze(save(tmp_path, [pad], (1, 2, 8, 8), inits, opset=opset)).layer("pad")
+    assert lay.status == "ok"
+    assert lay.output_shape == out_shape
+    for a in range(2):
+        check_axis(lay, a, out_shape[2 + a], 1, 1, starts[a])
+        # unit i reads pixel start + i
+        assert lay.unit_interval(a, 3) == (starts[a] + 3, starts[a] + 3)
+
+
+# (opset, starts, ends, axes, steps, in_shape, out_shape, per axis (jump, start))
+SLICE_CASES = [
+    pytest.param(13, [1], [7], [2], None, (1, 2, 8, 8), (1, 2, 6, 8), [(1, 1), (1, 0)],
+                 id="H-1-to-7"),
+    # H: indices 1..6 -> 6, start = 0+1*1 = 1; W untouched
+    pytest.param(13, [0], [INT64_MAX], [3], [2], (1, 2, 8, 8), (1, 2, 8, 4), [(1, 0), (2, 0)],
+                 id="W-step2-int64max"),
+    # W: 0, 2, 4, 6 -> 4 units, j = 1*2 = 2, start 0
+    pytest.param(13, [-3], [INT64_MAX], [2], None, (1, 2, 8, 8), (1, 2, 3, 8), [(1, 5), (1, 0)],
+                 id="H-negative-start"),
+    # H: -3 -> 8-3 = 5: indices 5, 6, 7 -> 3 units, start 5
+    pytest.param(13, [1, -6], [INT64_MAX, -1], [2, 3], [3, 2], (1, 2, 10, 10), (1, 2, 3, 3),
+                 [(3, 1), (2, 4)], id="both-axes-steps-3-2"),
+    # H: 1, 4, 7 -> 3 units, j 3, start 1; W: -6 -> 4, -1 -> 9: 4, 6, 8 -> 3 units, j 2, start 4
+    pytest.param(13, [2], [-2], [-1], None, (1, 2, 8, 8), (1, 2, 8, 4), [(1, 0), (1, 2)],
+                 id="negative-axis-and-end"),
+    # axis -1 = W: 2 .. 8-2 = 6 (exclusive): 2, 3, 4, 5 -> 4 units, start 2
+    pytest.param(13, [0, 0, 1, 0], [1, 2, 7, INT64_MAX], None, None, (1, 2, 8, 8),
+                 (1, 2, 6, 8), [(1, 1), (1, 0)], id="no-axes-input"),
+    # axes default 0..3: H 1..6 -> 6 units, start 1; W full
+    pytest.param(10, [1], [8], [2], [2], (1, 2, 8, 8), (1, 2, 4, 8), [(2, 1), (1, 0)],
+                 id="opset10-inputs-step2"),
+    # H: 1, 3, 5, 7 -> 4 units, j 2, start 1
+    pytest.param(13, [0], [1], [1], None, (1, 2, 8, 8), (1, 1, 8, 8), [(1, 0), (1, 0)],
+                 id="channel-axis-only"),
+    # slicing channels leaves H and W alone
+    pytest.param(9, [2], [6], [3], None, (1, 2, 8, 8), (1, 2, 8, 4), [(1, 0), (1, 2)],
+                 id="opset9-attributes"),
+    # W: 2, 3, 4, 5 -> 4 units, start 2
+]
+
+
+@pytest.mark.parametrize(
+    "opset, starts, ends, axes, steps, in_shape, out_shape, geo", SLICE_CASES
+)
+def test_slice(
+    tmp_path: Path,
+    opset: int,
+    starts: list[int],
+    ends: list[int],
+    axes: list[int] | None,
+    steps: list[int] | None,
+    in_shape: tuple[int, ...],
+    out_shape: tuple[int, ...],
+    geo: list[tuple[int, int]],
+) -> None:
+    inits = []
+    if opset < 10:
+        sl = node("Slice", ["x"], "slice", starts=starts, ends=ends, axes=axes)
+    else:
+        inputs = ["x", "starts", "ends"]
+        inits += [ints("starts", starts), ints("ends", ends)]
+        if axes is not None or steps is not None:
+            inputs.append("axes" if axes is not None else "")
+            if axes is not None:
+                inits.append(ints("axes", axes))
+        if steps is not None:
+            inputs.append("steps")
+            inits.append(ints("steps", steps))
+        sl = node("Slice", inputs, "slice")
+    lay = analyze(save(tmp_path, [sl], in_shape, inits, opset=opset)).layer("slice")
+    assert lay.status == "ok"
+    assert lay.output_shape == out_shape
+    for a, (jump, start) in enumerate(geo):
+        check_axis(lay, a, out_shape[2 + a], 1, jump, start)
+        # unit 2 reads pixel start + 2*jump
+        assert lay.unit_interval(a, 2) == (start + 2 * jump, start + 2 * jump)
+
+
+def test_slice_after_strided_conv_scales_by_jump(tmp_path: Path) -> None:
+    # conv k3 s2 p1 on 16: n = (16+2-3)//2+1 = 8, r 3, j 2, start -1.
+    # Slice H from 2, step 2: start = -1 + 2*2 = 3, j = 2*2 = 4, r 3, n = ceil((8-2)/2) = 3
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4),
+        node("Slice", ["conv", "st", "en", "ax", "sp"], "slice"),
+    ]
+    inits = [weight("w", (4, 2, 3, 3)), ints("st", [2]), ints("en", [INT64_MAX]), ints("ax", [2]),
+             ints("sp", [2])]
+    lay = analyze(save(tmp_path, nodes, (1, 2, 16, 16), inits)).layer("slice")
+    assert lay.output_shape == (1, 4, 3, 8)
+    check_axis(lay, 0, 3, 3, 4, 3)
+    check_axis(lay, 1, 8, 3, 2, -1)
+    assert lay.unit_interval(0, 2) == (11, 13)  # 3 + 2*4 = 11 .. 11+2
+
+
+# --------------------------------------------------------------------------- ConvTranspose
+
+# Input [1,2,4,4], W [2,3,k,k] (C_in, C_out, k, k). Definition: input unit i reaches output unit
+# o = i*s + u*d - pad_lo through tap u (0 <= u < k). n_out = s*(n-1) + out_pad + k_eff - lo - hi.
+# (attrs, n_out, intervals of output units 0..7, rf, rf_min, start, phase_starts)
+CONV_T_CASES = [
+    pytest.param(
+        dict(kernel_shape=[2, 2], strides=[2, 2]), 8,
+        [(0, 0), (0, 0), (1, 1), (1, 1), (2, 2), (2, 2), (3, 3), (3, 3)], 1, 1, 0, (0, 0),
+        id="k2-s2",
+    ),  # n = 2*3+2 = 8; o = 2i+u: o even <- (u=0, i=o/2), o odd <- (u=1, i=(o-1)/2): i = o//2
+    pytest.param(
+        dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4, output_padding=[1, 1]), 8,
+        [(0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 3), (3, 3), (3, 4)], 2, 1, 0, (0, 0),
+        id="k3-s2-pad1-outpad1",
+    ),  # n = 2*3+1+3-1-1 = 8; i = (o+1-u)/2: o=0: u=1 -> 0; o=1: u=0 -> 1, u=2 -> 0;
+    #     o=2: u=1 -> 1; o=3: u=0 -> 2, u=2 -> 1; ... o=7: u=0 -> 4, u=2 -> 3 (4: past the end)
+    pytest.param(
+        dict(kernel_shape=[4, 4], strides=[2, 2], pads=[1] * 4), 8,
+        [(-1, 0), (0, 1), (0, 1), (1, 2), (1, 2), (2, 3), (2, 3), (3, 4)], 2, 2, -1, (-1, 0),
+        id="k4-s2-pad1",
+    ),  # n = 2*3+4-2 = 8; i = (o+1-u)/2: o=0: u=1 -> 0, u=3 -> -1; o=1: u=0 -> 1, u=2 -> 0;
+    #     o=2: u=1 -> 1, u=3 -> 0; o=3: 2, 1; ... o=7: u=0 -> 4, u=2 -> 3
+]
+
+
+@pytest.mark.parametrize(
+    "attrs, n_out, intervals, rf, rf_min, start, phases", CONV_T_CASES
+)
+def test_conv_transpose(
+    tmp_path: Path,
+    attrs: dict[str, Any],
+    n_out: int,
+    intervals: list[tuple[int, int]],
+    rf: int,
+    rf_min: int,
+    start: int,
+    phases: tuple[int, ...],
+) -> None:
+    k = attrs["kernel_shape"][0]
+    inits = [weight("w", (2, 3, k, k)), weight("b", (3,))]
+    ct = node("ConvTranspose", ["x", "w", "b"], "convt", **attrs)
+    r = analyze(save(tmp_path, [ct], (1, 2, 4, 4), inits))
+    lay = r.layer("convt")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 3, n_out, n_out)
+    for a in range(2):
+        ax = lay.axes[a]
+        assert ax.jump == Fraction(1, 2) and isinstance(ax.jump, Fraction)
+        assert (ax.size, ax.rf, ax.rf_min, ax.start) == (n_out, rf, rf_min, start)
+        assert ax.phase_starts == phases
+        assert ax.staircase
+        assert [lay.unit_interval(a, o) for o in range(8)] == intervals
+
+
+def test_conv_transpose_then_strided_conv_is_uniform_again(tmp_path: Path) -> None:
+    # ConvTranspose k2 s2: output o reads input o//2 (j 1/2, staircase).
+    # Conv k2 s2 valid: unit p reads o = 2p, 2p+1 -> input p, p: [p, p]: r 1, j 1, start 0,
+    # a plain grid again (no phases). n = (8-2)//2+1 = 4
+    nodes = [
+        node("ConvTranspose", ["x", "wt"], "convt", kernel_shape=[2, 2], strides=[2, 2]),
+        node("Conv", ["convt", "w"], "conv", kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    inits = [weight("wt", (2, 3, 2, 2)), weight("w", (4, 3, 2, 2))]
+    r = analyze(save(tmp_path, nodes, (1, 2, 4, 4), inits))
+    lay = r.layer("conv")
+    assert lay.output_shape == (1, 4, 4, 4)
+    for a in range(2):
+        check_axis(lay, a, 4, 1, 1, 0)
+        assert lay.axes[a].rf_min == 1
+        assert not lay.axes[a].staircase
+        assert [lay.unit_interval(a, p) for p in range(4)] == [(p, p) for p in range(4)]
+    # resolution changes: 1 -> 1/2 at the transposed conv, 1/2 -> 1 at the strided conv
+    assert [(st.layer, st.jump_before, st.jump_after) for st in r.verdict.stages] == [
+        ("convt", (1, 1), (F(1, 2), F(1, 2))), ("conv", (F(1, 2), F(1, 2)), (1, 1))
+    ]
+
+
+# --------------------------------------------------------------------------- Resize / Upsample
+
+# Input [1,1,4,4]. Source coordinate of output unit o (scale f): asymmetric x = o/f; half_pixel
+# x = (o+1/2)/f - 1/2; align_corners x = o*(n_in-1)/(n_out-1). nearest reads round(x) (per
+# nearest_mode), linear reads floor(x) and floor(x)+1 (only x when x is an integer: weight 0).
+# (opset, op, attrs, "scales"/"sizes"/"attr", values, out_shape,
+#  per axis: (intervals of units 0..5, jump, rf, rf_min, start, phase_starts))
+STAIR_X2_FLOOR = ([(0, 0), (0, 0), (1, 1), (1, 1), (2, 2), (2, 2)], F(1, 2), 1, 1, 0, (0, 0))
+NEAREST_ASYM_FLOOR = dict(
+    mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"
+)
+RESIZE_CASES = [
+    pytest.param(11, "Resize", NEAREST_ASYM_FLOOR, "scales", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [STAIR_X2_FLOOR] * 2, id="r11-scales-nearest-asymmetric-floor"),
+    # x = o/2, floor: 0, 0, 1, 1, 2, 2
+    pytest.param(11, "Resize", NEAREST_ASYM_FLOOR, "sizes", [1, 1, 8, 8], (1, 1, 8, 8),
+                 [STAIR_X2_FLOOR] * 2, id="r11-sizes-nearest-asymmetric-floor"),
+    # sizes 8 from 4: f = 2, as above
+    pytest.param(13, "Resize", NEAREST_ASYM_FLOOR, "sizes", [1, 1, 8, 8], (1, 1, 8, 8),
+                 [STAIR_X2_FLOOR] * 2, id="r13-sizes-nearest-asymmetric-floor"),
+    pytest.param(13, "Resize", dict(mode="nearest", coordinate_transformation_mode="asymmetric"),
+                 "scales", [1, 1, 2, 2], (1, 1, 8, 8), [STAIR_X2_FLOOR] * 2,
+                 id="r13-nearest-asymmetric-default-prefer-floor"),
+    # x = o/2 = 0, .5, 1, 1.5, 2, 2.5; round_prefer_floor: 0, 0, 1, 1, 2, 2
+    pytest.param(13, "Resize",
+                 dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                      nearest_mode="round_prefer_ceil"),
+                 "scales", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [([(0, 0), (1, 1), (1, 1), (2, 2), (2, 2), (3, 3)], F(1, 2), 1, 1, 0, (0, 1))]
+                 * 2, id="r13-nearest-asymmetric-prefer-ceil"),
+    # x = 0, .5, 1, 1.5, 2, 2.5; round_prefer_ceil: 0, 1, 1, 2, 2, 3 -> phases (0, 1)
+    pytest.param(13, "Resize",
+                 dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                      nearest_mode="round_prefer_floor"),
+                 "scales", [1, 1, 2, 2], (1, 1, 8, 8), [STAIR_X2_FLOOR] * 2,
+                 id="r13-nearest-half-pixel-prefer-floor"),
+    # x = (o+.5)/2-.5 = o/2-1/4 = -.25, .25, .75, 1.25, 1.75, 2.25 -> 0, 0, 1, 1, 2, 2
+    pytest.param(18, "Resize",
+                 dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                      nearest_mode="round_prefer_floor"),
+                 "scales", [1, 1, 3, 3], (1, 1, 12, 12),
+                 [([(0, 0), (0, 0), (0, 0), (1, 1), (1, 1), (1, 1)], F(1, 3), 1, 1, 0,
+                   (0, 0, 0))] * 2, id="r18-nearest-half-pixel-x3"),
+    # x = (o+.5)/3-.5 = (o-1)/3 = -1/3, 0, 1/3, 2/3, 1, 4/3 -> 0, 0, 0, 1, 1, 1
+    pytest.param(13, "Resize", dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+                 "scales", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [([(-1, 0), (0, 1), (0, 1), (1, 2), (1, 2), (2, 3)], F(1, 2), 2, 2, -1,
+                   (-1, 0))] * 2, id="r13-linear-half-pixel"),
+    # x = -.25, .25, .75, 1.25, 1.75, 2.25 -> [floor, floor+1]: [-1,0], [0,1], [0,1], [1,2], ...
+    # r = 2 = r_in + j_in as in the notes; unit 0 reaches the (extrapolated) border pixel -1
+    pytest.param(13, "Resize",
+                 dict(mode="linear", coordinate_transformation_mode="align_corners"),
+                 "scales", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [([(0, 0), (0, 1), (0, 1), (1, 2), (1, 2), (2, 3)], F(3, 7), 2, 1, 0,
+                   (0, 0, 0, 1, 1, 2, 2))] * 2, id="r13-linear-align-corners"),
+    # x = o*(4-1)/(8-1) = 3o/7: 0, 3/7, 6/7, 9/7, 12/7, 15/7, 18/7, 3 -> units 0 and 7 on a
+    # sample (1 pixel), the others 2; x(o+7) = x(o)+3: period 7, mean jump 3/7 (not 1/2)
+    pytest.param(13, "Resize", NEAREST_ASYM_FLOOR, "sizes", [1, 1, 6, 6], (1, 1, 6, 6),
+                 [([(0, 0), (0, 0), (1, 1), (2, 2), (2, 2), (3, 3)], F(2, 3), 1, 1, 0,
+                   (0, 0, 1))] * 2, id="r13-sizes-4-to-6"),
+    # f = 6/4 = 3/2: x = 2o/3 = 0, 2/3, 4/3, 2, 8/3, 10/3 -> floor 0, 0, 1, 2, 2, 3; period 3
+    pytest.param(13, "Resize", NEAREST_ASYM_FLOOR, "scales", [1, 1, 2, 3], (1, 1, 8, 12),
+                 [STAIR_X2_FLOOR,
+                  ([(0, 0), (0, 0), (0, 0), (1, 1), (1, 1), (1, 1)], F(1, 3), 1, 1, 0,
+                   (0, 0, 0))], id="r13-scales-2x3"),
+    # H: floor(o/2); W: floor(o/3) = 0, 0, 0, 1, 1, 1
+    pytest.param(10, "Resize", dict(mode="nearest"), "scales10", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [STAIR_X2_FLOOR] * 2, id="resize10-nearest"),
+    # opset 10 Resize: like Upsample, x = o/2 -> floor: 0, 0, 1, 1, 2, 2
+    pytest.param(9, "Upsample", dict(mode="nearest"), "scales10", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [STAIR_X2_FLOOR] * 2, id="upsample9-nearest"),
+    pytest.param(9, "Upsample", dict(mode="linear"), "scales10", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [([(0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 3)], F(1, 2), 2, 1, 0, (0, 0))]
+                 * 2, id="upsample9-linear"),
+    # x = o/2 = 0, .5, 1, 1.5, 2, 2.5: on a sample -> 1 pixel, else floor and floor+1
+    pytest.param(13, "Resize", dict(mode="linear", coordinate_transformation_mode="asymmetric"),
+                 "scales", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [([(0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 3)], F(1, 2), 2, 1, 0, (0, 0))]
+                 * 2, id="r13-linear-asymmetric"),
+    pytest.param(13, "Resize",
+                 dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                      nearest_mode="round_prefer_floor"),
+                 "scales", [1, 1, 0.5, 0.5], (1, 1, 2, 2),
+                 [([(0, 0), (2, 2)], F(2), 1, 1, 0, ())] * 2, id="r13-nearest-half-pixel-down2"),
+    # n = floor(4*0.5) = 2; x = (o+.5)*2-.5 = 2o+.5 = .5, 2.5 -> prefer floor: 0, 2; j 2
+    pytest.param(13, "Resize",
+                 dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                      nearest_mode="round_prefer_ceil"),
+                 "scales", [1, 1, 0.5, 0.5], (1, 1, 2, 2),
+                 [([(1, 1), (3, 3)], F(2), 1, 1, 1, ())] * 2,
+                 id="r13-nearest-half-pixel-prefer-ceil-down2"),
+    # x = .5, 2.5 -> prefer ceil: 1, 3: start 1
+    pytest.param(13, "Resize", dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+                 "scales", [1, 1, 0.5, 0.5], (1, 1, 2, 2),
+                 [([(0, 1), (2, 3)], F(2), 2, 2, 0, ())] * 2, id="r13-linear-half-pixel-down2"),
+    # x = 2o+.5 -> floor 2o and 2o+1: (0,1), (2,3); r 2, j 2, a plain grid (no phases)
+    pytest.param(7, "Upsample", dict(mode="nearest"), "attr", [1, 1, 2, 2], (1, 1, 8, 8),
+                 [STAIR_X2_FLOOR] * 2, id="upsample7-scales-attribute"),
+]
+
+
+def _resize_model(
+    tmp_path: Path, opset: int, op: str, attrs: dict[str, Any], how: str, values: list[float]
+) -> Path:
+    inits: list[onnx.TensorProto] = []
+    if how == "attr":
+        n = node(op, ["x"], "up", scales=[float(v) for v in values], **attrs)
+    elif how == "scales10":
+        inits.append(floats("scales", values))
+        n = node(op, ["x", "scales"], "up", **attrs)
+    elif opset == 11:  # roi and scales inputs are required (may be empty)
+        inits.append(floats("roi", []))
+        if how == "scales":
+            inits.append(floats("scales", values))
+            n = node(op, ["x", "roi", "scales"], "up", **attrs)
+        else:
+            inits += [floats("scales", []), ints("sizes", [int(v) for v in values])]
+            n = node(op, ["x", "roi", "scales", "sizes"], "up", **attrs)
+    elif how == "scales":
+        inits.append(floats("scales", values))
+        n = node(op, ["x", "", "scales"], "up", **attrs)
+    else:
+        inits.append(ints("sizes", [int(v) for v in values]))
+        n = node(op, ["x", "", "", "sizes"], "up", **attrs)
+    return save(tmp_path, [n], (1, 1, 4, 4), inits, opset=opset)
+
+
+@pytest.mark.parametrize("opset, op, attrs, how, values, out_shape, geo", RESIZE_CASES)
+def test_resize(
+    tmp_path: Path,
+    opset: int,
+    op: str,
+    attrs: dict[str, Any],
+    how: str,
+    values: list[float],
+    out_shape: tuple[int, ...],
+    geo: list[tuple[list[tuple[int, int]], Fraction, int, int, int, tuple[int, ...]]],
+) -> None:
+    r = analyze(_resize_model(tmp_path, opset, op, attrs, how, values))
+    lay = r.layer("up")
+    assert lay.status == "ok"
+    assert lay.output_shape == out_shape
+    for a, (intervals, jump, rf, rf_min, start, phases) in enumerate(geo):
+        ax = lay.axes[a]
+        assert ax.jump == jump and isinstance(ax.jump, Fraction), a
+        assert (ax.size, ax.rf, ax.rf_min, ax.start) == (out_shape[2 + a], rf, rf_min, start), a
+        assert ax.phase_starts == phases, a
+        assert [lay.unit_interval(a, o) for o in range(len(intervals))] == intervals, a
+
+
+@pytest.mark.parametrize("src", ["input", "identity", "conv1x1"])
+@pytest.mark.parametrize("how", ["scales", "sizes"])
+def test_resize_opset18_axes_attribute(tmp_path: Path, how: str, src: str) -> None:
+    # opset 18, axes=[2, 3]: scales [2, 2] / sizes [8, 8] name H and W only. Nearest, asymmetric,
+    # floor: unit o reads o//2 -> r 1, j 1/2, start 0, phases (0, 0). Resize reads the model
+    # input directly, or the output of an Identity or of a 1x1 conv (3 channels), whose shapes
+    # the file does not record; neither changes anything spatially: [1, C, 4, 4] -> [1, C, 8, 8]
+    inits = [floats("scales", [2, 2]) if how == "scales" else ints("sizes", [8, 8])]
+    data = "x" if src == "input" else "src"
+    inputs = [data, "", "scales"] if how == "scales" else [data, "", "", "sizes"]
+    nodes = [node("Resize", inputs, "up", axes=[2, 3], **NEAREST_ASYM_FLOOR)]
+    if src == "conv1x1":
+        nodes.insert(0, node("Conv", ["x", "w"], "src", kernel_shape=[1, 1]))
+        inits.append(weight("w", (3, 2, 1, 1)))
+    elif src == "identity":
+        nodes.insert(0, node("Identity", ["x"], "src"))
+    r = analyze(save(tmp_path, nodes, (1, 2, 4, 4), inits, opset=18))
+    lay = r.layer("up")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 3 if src == "conv1x1" else 2, 8, 8)
+    for a in range(2):
+        ax = lay.axes[a]
+        assert (ax.size, ax.rf, ax.jump, ax.start, ax.phase_starts) == (8, 1, F(1, 2), 0, (0, 0))
+        assert [lay.unit_interval(a, o) for o in range(4)] == [(0, 0), (0, 0), (1, 1), (1, 1)]
+
+
+def test_resize_then_conv_staircase(tmp_path: Path) -> None:
+    # nearest x2 (asymmetric, floor): unit u reads input u//2. Conv k3 p1 after it: unit o reads
+    # resize units o-1..o+1 -> input (o-1)//2 .. (o+1)//2:
+    # o0: -1..0, o1: 0..1, o2: 0..1, o3: 1..2, o4: 1..2, o5: 2..3 -> r 2, start -1, j 1/2
+    nodes = [
+        node("Resize", ["x", "", "scales"], "up", **NEAREST_ASYM_FLOOR),
+        node("Conv", ["up", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+    ]
+    inits = [floats("scales", [1, 1, 2, 2]), weight("w", (2, 1, 3, 3))]
+    lay = analyze(save(tmp_path, nodes, (1, 1, 4, 4), inits)).layer("conv")
+    assert lay.output_shape == (1, 2, 8, 8)
+    for a in range(2):
+        ax = lay.axes[a]
+        assert (ax.rf, ax.rf_min, ax.jump, ax.start) == (2, 2, F(1, 2), -1)
+        assert ax.phase_starts == (-1, 0)
+        assert [lay.unit_interval(a, o) for o in range(6)] == [
+            (-1, 0), (0, 1), (0, 1), (1, 2), (1, 2), (2, 3)
+        ]
+
+
+# --------------------------------------------------------------------------- SpaceToDepth
+
+def test_space_to_depth(tmp_path: Path) -> None:
+    # block 2: unit p reads [2p, 2p+1]: r 2, j 2, start 0; [1,2,8,8] -> [1,8,4,4]
+    lay = analyze(save(tmp_path, [node("SpaceToDepth", ["x"], "s2d", blocksize=2)],
+                       (1, 2, 8, 8))).layer("s2d")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 8, 4, 4)
+    for a in range(2):
+        check_axis(lay, a, 4, 2, 2, 0)
+        assert lay.unit_interval(a, 1) == (2, 3)
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_to_space(tmp_path: Path, mode: str) -> None:
+    # block 2: output unit o reads input unit o//2: r 1, j 1/2, start 0, phases (0, 0);
+    # [1,8,4,4] -> [1,2,8,8]
+    d2s = node("DepthToSpace", ["x"], "d2s", blocksize=2, mode=mode)
+    lay = analyze(save(tmp_path, [d2s], (1, 8, 4, 4))).layer("d2s")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 2, 8, 8)
+    for a in range(2):
+        ax = lay.axes[a]
+        assert (ax.size, ax.rf, ax.rf_min, ax.jump, ax.start) == (8, 1, 1, F(1, 2), 0)
+        assert ax.phase_starts == (0, 0)
+        assert [lay.unit_interval(a, o) for o in range(6)] == [
+            (0, 0), (0, 0), (1, 1), (1, 1), (2, 2), (2, 2)
+        ]
+
+
+def test_space_to_depth_then_depth_to_space(tmp_path: Path) -> None:
+    # S2D: unit p reads [2p, 2p+1]; D2S: unit o reads S2D unit o//2 -> [2*(o//2), 2*(o//2)+1]:
+    # (0,1), (0,1), (2,3), (2,3), ... : r 2, mean jump 2/2 = 1, start 0, a staircase (0, 0)
+    nodes = [
+        node("SpaceToDepth", ["x"], "s2d", blocksize=2),
+        node("DepthToSpace", ["s2d"], "d2s", blocksize=2),
+    ]
+    lay = analyze(save(tmp_path, nodes, (1, 2, 8, 8))).layer("d2s")
+    assert lay.output_shape == (1, 2, 8, 8)
+    for a in range(2):
+        ax = lay.axes[a]
+        assert (ax.rf, ax.rf_min, ax.jump, ax.start) == (2, 2, 1, 0)
+        assert ax.phase_starts == (0, 0)
+        assert [lay.unit_interval(a, o) for o in range(6)] == [
+            (0, 1), (0, 1), (2, 3), (2, 3), (4, 5), (4, 5)
+        ]
+
+
+# --------------------------------------------------------------------------- merges
+
+
+def _two_branch(
+    tmp_path: Path,
+    in_shape: tuple[int, ...],
+    a_attrs: dict[str, Any],
+    a_k: int,
+    b_attrs: dict[str, Any],
+    b_k: int,
+    merge: str = "Add",
+    b_channels: int = 4,
+) -> Path:
+    c = in_shape[1]
+    inits = [weight("wa", (4, c, a_k, a_k)), weight("wb", (b_channels, c, b_k, b_k), SEED + 7)]
+    merge_attrs = dict(axis=1) if merge == "Concat" else {}
+    nodes = [
+        node("Conv", ["x", "wa"], "a", kernel_shape=[a_k, a_k], **a_attrs),
+        node("Conv", ["x", "wb"], "b", kernel_shape=[b_k, b_k], **b_attrs),
+        node(merge, ["a", "b"], "merge", **merge_attrs),
+    ]
+    return save(tmp_path, nodes, in_shape, inits)
+
+
+def test_add_union_of_different_rfs(tmp_path: Path) -> None:
+    # a: k3 pads 1: [i-1, i+1] (n 8); b: k5 pads lo 0, hi 4: n = (8+0+4-5)+1 = 8, [i, i+4].
+    # union: start = min(-1, 0) = -1; end = max(-1+3-1, 0+5-1) = 4; r = 4-(-1)+1 = 6; j 1.
+    # centres of unit 0 differ (0 vs 2): off-centre merge
+    path = _two_branch(tmp_path, (1, 2, 8, 8), dict(pads=[1] * 4), 3, dict(pads=[0, 0, 4, 4]), 5)
+    r = analyze(path)
+    lay = r.layer("merge")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, 8, 8)
+    for a in range(2):
+        check_axis(lay, a, 8, 6, 1, -1)
+        assert lay.unit_interval(a, 3) == (2, 7)
+    assert "off-centre-merge" in codes(r)
+    assert "misaligned-merge" not in codes(r)
+
+
+def test_add_nested_centred_paths(tmp_path: Path) -> None:
+    # a: k3 p1 [i-1, i+1]; b: k5 p2 [i-2, i+2]: union [i-2, i+2]: r 5, start -2; centres equal
+    path = _two_branch(tmp_path, (1, 2, 8, 8), dict(pads=[1] * 4), 3, dict(pads=[2] * 4), 5)
+    r = analyze(path)
+    lay = r.layer("merge")
+    for a in range(2):
+        check_axis(lay, a, 8, 5, 1, -2)
+    assert not {"off-centre-merge", "misaligned-merge"} & set(codes(r))
+
+
+def test_concat_on_channels(tmp_path: Path) -> None:
+    # a: k3 p1 (4 ch) [i-1, i+1]; b: 1x1 (3 ch) [i, i]; Concat axis 1 -> [1, 7, 8, 8];
+    # union: start -1, end max(1, 0) = 1, r 3; both centred at 0
+    path = _two_branch(tmp_path, (1, 2, 8, 8), dict(pads=[1] * 4), 3, {}, 1, "Concat", 3)
+    r = analyze(path)
+    lay = r.layer("merge")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 7, 8, 8)
+    for a in range(2):
+        check_axis(lay, a, 8, 3, 1, -1)
+    assert not {"off-centre-merge", "misaligned-merge"} & set(codes(r))
+
+
+def test_misaligned_merge(tmp_path: Path) -> None:
+    # 8x8: a = k5 valid: n 4, j 1, unit i [i, i+4]; b = k2 s2: n = (8-2)//2+1 = 4, j 2,
+    # unit i [2i, 2i+1]. Jumps differ: no single (start, jump) describes the union.
+    # Union per unit: [min(i, 2i), max(i+4, 2i+1)] = (0,4), (1,5), (2,6), (3,7)
+    path = _two_branch(tmp_path, (1, 2, 8, 8), {}, 5, dict(strides=[2, 2]), 2)
+    r = analyze(path)
+    assert r.layer("a").jump == [1, 1] and r.layer("b").jump == [2, 2]
+    lay = r.layer("merge")
+    assert lay.output_shape == (1, 4, 4, 4)
+    assert "misaligned-merge" in codes(r)
+    assert [d.where for d in r.diagnostics if d.code == "misaligned-merge"] == ["merge"] * 2
+    for a in range(2):
+        assert lay.axes[a].jump is None
+        assert lay.axes[a].misaligned
+        assert [lay.unit_interval(a, i) for i in range(4)] == [(0, 4), (1, 5), (2, 6), (3, 7)]
+
+
+def test_off_centre_merge_same_padding_stride2_even(tmp_path: Path) -> None:
+    # 8x8: a = k3 s2 SAME_UPPER: total = (4-1)*2+3-8 = 1 -> lo 0, hi 1: unit 0 [0, 2], centre 1;
+    # b = 1x1 s2 projection: n = (8-1)//2+1 = 4, unit 0 [0, 0], centre 0 -> off-centre.
+    # union: start 0, end max(2, 0) = 2: r 3, j 2
+    path = _two_branch(tmp_path, (1, 2, 8, 8), dict(strides=[2, 2], auto_pad="SAME_UPPER"), 3,
+                       dict(strides=[2, 2]), 1)
+    r = analyze(path)
+    lay = r.layer("merge")
+    assert lay.output_shape == (1, 4, 4, 4)
+    for a in range(2):
+        check_axis(lay, a, 4, 3, 2, 0)
+    assert [d.where for d in r.diagnostics if d.code == "off-centre-merge"] == ["merge"] * 2
+    assert "misaligned-merge" not in codes(r)
+
+
+def test_centred_merge_explicit_pad_stride2(tmp_path: Path) -> None:
+    # as above but a = k3 s2 pads 1 (PyTorch style): unit 0 [-1, 1], centre 0 = b's centre:
+    # no diagnostic; union start -1, end 1, r 3, j 2; n = (8+2-3)//2+1 = 4
+    path = _two_branch(tmp_path, (1, 2, 8, 8), dict(strides=[2, 2], pads=[1] * 4), 3,
+                       dict(strides=[2, 2]), 1)
+    r = analyze(path)
+    for a in range(2):
+        check_axis(r.layer("merge"), a, 4, 3, 2, -1)
+    assert not {"off-centre-merge", "misaligned-merge"} & set(codes(r))
+
+
+@pytest.mark.parametrize("excite", ["conv1x1", "flatten-gemm-reshape"])
+def test_squeeze_excitation(tmp_path: Path, excite: str) -> None:
+    # c = Conv k3 p1 (r 3, start -1) [1,4,8,8]; gate = Sigmoid(fc(GAP(c))) [1,4,1,1] (global),
+    # fc a 1x1 conv (MobileNetV3 style) or Flatten -> Gemm -> Reshape [1,4,1,1] (older exports);
+    # m = c * gate: spatial, every unit depends on the whole input (is_global), local window r 3.
+    # A conv k3 p1 after it: still global; local r = 3+2*1 = 5, start = -1-1 = -2
+    if excite == "conv1x1":
+        fc = [node("Conv", ["gap", "w_se", "b_se"], "se", kernel_shape=[1, 1])]
+        fc_inits = [weight("w_se", (4, 4, 1, 1)), weight("b_se", (4,))]
+    else:
+        fc = [
+            node("Flatten", ["gap"], "flat"),
+            node("Gemm", ["flat", "w_se", "b_se"], "fc"),
+            node("Reshape", ["fc", "se_shape"], "se"),
+        ]
+        fc_inits = [weight("w_se", (4, 4)), weight("b_se", (4,)), ints("se_shape", [1, 4, 1, 1])]
+    nodes = [
+        node("Conv", ["x", "w"], "c", kernel_shape=[3, 3], pads=[1] * 4),
+        node("GlobalAveragePool", ["c"], "gap"),
+        *fc,
+        node("Sigmoid", ["se"], "gate"),
+        node("Mul", ["c", "gate"], "m"),
+        node("Conv", ["m", "w2"], "after", kernel_shape=[3, 3], pads=[1] * 4),
+    ]
+    inits = [weight("w", (4, 3, 3, 3)), *fc_inits, weight("w2", (4, 4, 3, 3))]
+    r = analyze(save(tmp_path, nodes, (1, 3, 8, 8), inits))
+    assert not r.layer("c").is_global
+    gate = r.layer("gate")
+    assert gate.output_shape == (1, 4, 1, 1)
+    assert gate.is_global and not gate.is_spatial
+    m = r.layer("m")
+    assert m.status == "ok"
+    assert m.output_shape == (1, 4, 8, 8)
+    assert m.is_spatial
+    assert [a.is_global for a in m.axes] == [True, True]
+    for a in range(2):
+        check_axis(m, a, 8, 3, 1, -1)
+        assert m.axes[a].full is True
+        assert m.axes[a].effective_rf == 8
+    after = r.layer("after")
+    assert after.is_global
+    for a in range(2):
+        check_axis(after, a, 8, 5, 1, -2)
+    v = r.verdict
+    assert v.global_while_spatial == "m"
+    assert v.first_full_coverage_layer == "gap"
+    assert v.first_global_layer == "gap"
+    assert v.last_spatial_layer == "after"
+    assert v.sees_full_input is True
+
+
+# --------------------------------------------------------------------------- unknown ops
+
+
+def _custom_op_model(tmp_path: Path, declare_shape: bool) -> Path:
+    # Conv k3 p1 -> com.example.MyOp -> Conv k3 p1 on [1, 2, 8, 8]
+    nodes = [
+        node("Conv", ["x", "w1"], "c1", kernel_shape=[3, 3], pads=[1] * 4),
+        helper.make_node("MyOp", ["c1"], ["custom"], name="custom", domain="com.example"),
+        node("Conv", ["custom", "w2"], "c2", kernel_shape=[3, 3], pads=[1] * 4),
+    ]
+    vi = [helper.make_tensor_value_info("custom", TensorProto.FLOAT, [1, 4, 8, 8])]
+    return save(tmp_path, nodes, (1, 2, 8, 8), [weight("w1", (4, 2, 3, 3)),
+                                              weight("w2", (4, 4, 3, 3))],
+                value_info=vi if declare_shape else (), extra_opsets=[("com.example", 1)],
+                check=False)
+
+
+@pytest.mark.parametrize("declare_shape", [True, False], ids=["declared-shape", "no-shape"])
+def test_unknown_op(tmp_path: Path, declare_shape: bool) -> None:
+    r = analyze(_custom_op_model(tmp_path, declare_shape))
+    assert r.layer("c1").status == "ok"
+    custom = r.layer("custom")
+    assert custom.status == "unknown"
+    c2 = r.layer("c2")
+    assert c2.status == "uncertain"
+    assert c2.rf == [None, None]
+    assert "unknown-op" in codes(r)
+    assert [d.where for d in r.diagnostics if d.code == "unknown-op"] == ["custom"]
+    assert not r.verdict.certain
+
+
+@pytest.mark.parametrize("name", ["MyOp", "com.example.MyOp"])
+def test_unknown_op_assumed_pointwise(tmp_path: Path, name: str) -> None:
+    # treated as pointwise: c2 = k3 p1 after k3 p1: r = 3+2*1 = 5, start = -1-1 = -2, n 8
+    r = analyze(_custom_op_model(tmp_path, True), assume_pointwise=[name])
+    assert [lay.status for lay in r.layers] == ["ok", "ok", "ok"]
+    for a in range(2):
+        check_axis(r.layer("custom"), a, 8, 3, 1, -1)
+        check_axis(r.layer("c2"), a, 8, 5, 1, -2)
+    assert "unknown-op" not in codes(r)
+    assert r.verdict.certain
+
+
+# --------------------------------------------------------------------------- whole-model verdicts
+
+
+def test_verdict_mnist_three_valid_convs(tmp_path: Path) -> None:
+    # 28 -> 26 -> 24 -> 22; r = 1+2+2+2 = 7, j 1, start 0. Centre unit (22-1)//2 = 10 covers
+    # [10, 16]: 7/28 per axis; every unit lies inside the image: min also 7/28;
+    # area 49/784. Then Flatten -> Gemm (global).
+    nodes = [
+        node("Conv", ["x", "w1"], "conv1", kernel_shape=[3, 3]),
+        node("Conv", ["conv1", "w2"], "conv2", kernel_shape=[3, 3]),
+        node("Conv", ["conv2", "w3"], "conv3", kernel_shape=[3, 3]),
+        node("Flatten", ["conv3"], "flat"),
+        node("Gemm", ["flat", "fc"], "logits"),
+    ]
+    inits = [weight("w1", (4, 1, 3, 3)), weight("w2", (4, 4, 3, 3)), weight("w3", (4, 4, 3, 3)),
+             weight("fc", (4 * 22 * 22, 10))]
+    r = analyze(save(tmp_path, nodes, (1, 1, 28, 28), inits))
+    assert r.layer("conv3").output_shape == (1, 4, 22, 22)
+    v = r.verdict
+    assert v.input_size == (28, 28)
+    assert v.last_spatial_layer == "conv3"
+    assert v.rf == (7, 7)
+    assert v.jump == (1, 1) and v.total_stride == (1, 1)
+    assert v.start == (0, 0)
+    assert v.sees_full_input is False
+    assert v.coverage_centre == pytest.approx((7 / 28, 7 / 28))
+    assert v.coverage_min == pytest.approx((7 / 28, 7 / 28))
+    assert v.area_centre == pytest.approx(49 / 784)
+    assert v.area_min == pytest.approx(49 / 784)
+    assert v.first_global_layer == "logits"
+    assert v.first_full_coverage_layer == "logits"
+    assert v.global_while_spatial is None
+    assert v.stages == ()
+    assert v.certain
+
+
+def test_verdict_conv_pool_conv_pool_conv(tmp_path: Path) -> None:
+    # 28 -conv3-> 26 -pool2-> 13 -conv3-> 11 -pool2-> (11-2)//2+1 = 5 -conv3-> 3
+    # r: 1 +2*1 = 3; +1*1 = 4 (j 2); +2*2 = 8; +1*2 = 10 (j 4); +2*4 = 18; start 0.
+    # centre unit (3-1)//2 = 1 covers [4, 21]: 18/28; units 0 [0,17], 2 [8,25]: min 18/28
+    nodes = [
+        node("Conv", ["x", "w1"], "conv1", kernel_shape=[3, 3]),
+        node("MaxPool", ["conv1"], "pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        node("Conv", ["pool1", "w2"], "conv2", kernel_shape=[3, 3]),
+        node("MaxPool", ["conv2"], "pool2", kernel_shape=[2, 2], strides=[2, 2]),
+        node("Conv", ["pool2", "w3"], "conv3", kernel_shape=[3, 3]),
+    ]
+    inits = [weight("w1", (4, 1, 3, 3)), weight("w2", (4, 4, 3, 3)), weight("w3", (4, 4, 3, 3))]
+    r = analyze(save(tmp_path, nodes, (1, 1, 28, 28), inits))
+    assert [r.layer(n).output_shape[2] for n in ("conv1", "pool1", "conv2", "pool2", "conv3")] \
+        == [26, 13, 11, 5, 3]
+    assert r.layer("pool1").rf == [4, 4] and r.layer("conv2").rf == [8, 8]
+    assert r.layer("pool2").rf == [10, 10]
+    v = r.verdict
+    assert v.last_spatial_layer == "conv3"
+    assert v.rf == (18, 18)
+    assert v.jump == (4, 4)
+    assert v.start == (0, 0)
+    assert v.sees_full_input is False
+    assert v.coverage_centre == pytest.approx((18 / 28, 18 / 28))
+    assert v.coverage_min == pytest.approx((18 / 28, 18 / 28))
+    assert v.area_centre == pytest.approx((18 / 28) ** 2)
+    assert [(s.layer, s.jump_before, s.jump_after) for s in v.stages] == [
+        ("pool1", (1, 1), (2, 2)), ("pool2", (2, 2), (4, 4))
+    ]
+    assert v.first_global_layer is None
+    assert v.certain
+
+
+# --------------------------------------------------------------------------- old-style files
+
+
+def test_ir3_initializers_listed_as_inputs(tmp_path: Path) -> None:
+    # IR 3 / opset 8: w and b are graph inputs too; the image input is x.
+    # Conv k3 p1 s2 on 8: n = (8+2-3)//2+1 = 4; r 3, j 2, start -1
+    inits = [weight("w", (4, 2, 3, 3)), weight("b", (4,))]
+    conv = node("Conv", ["x", "w", "b"], "conv", kernel_shape=[3, 3], strides=[2, 2],
+                pads=[1] * 4)
+    path = save(tmp_path, [conv], (1, 2, 8, 8), inits, opset=8, ir_version=3,
+                inits_as_inputs=True, check=False)
+    assert [i.name for i in onnx.load(str(path)).graph.input] == ["x", "w", "b"]
+    r = analyze(path)
+    assert r.model.input.name == "x"
+    assert r.model.input.shape == (1, 2, 8, 8)
+    lay = r.layer("conv")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, 4, 4)
+    for a in range(2):
+        check_axis(lay, a, 4, 3, 2, -1)
+
+
+def test_symbolic_batch_dim(tmp_path: Path) -> None:
+    # batch "N" is fine without --input-shape: conv k3 p1 on 8: n 8, r 3, start -1
+    conv = node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4)
+    r = analyze(save(tmp_path, [conv], ("N", 2, 8, 8), [weight("w", (4, 2, 3, 3))]))
+    lay = r.layer("conv")
+    assert lay.status == "ok"
+    assert lay.output_shape[1:] == (4, 8, 8)
+    for a in range(2):
+        check_axis(lay, a, 8, 3, 1, -1)
+
+
+def test_symbolic_spatial_dims_need_input_shape(tmp_path: Path) -> None:
+    # H, W symbolic: needs input_shape. With 16x16: conv k3 s2 p1: n = (16+2-3)//2+1 = 8
+    conv = node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4)
+    path = save(tmp_path, [conv], ("N", 2, "H", "W"), [weight("w", (4, 2, 3, 3))])
+    with pytest.raises(CnnprobeError, match="--input-shape"):
+        analyze(path)
+    for shape in ((1, 2, 16, 16), "1x2x16x16"):
+        lay = analyze(path, input_shape=shape).layer("conv")
+        assert lay.status == "ok"
+        assert lay.output_shape == (1, 4, 8, 8)
+        for a in range(2):
+            check_axis(lay, a, 8, 3, 2, -1)
