@@ -12,6 +12,7 @@ from .analysis.receptive_field import propagate
 from .analysis.verdict import make_verdict
 from .errors import UsageError
 from .frontends import load_graph
+from .ir import Graph
 from .results import AnalysisResult, InputInfo, ModelInfo
 
 
@@ -47,6 +48,11 @@ def analyze(
         else (tuple(int(d) for d in input_shape) if input_shape is not None else None)
     )
     graph = load_graph(os.fspath(path), input_name, shape, layout)
+    return analyze_graph(graph, assume_pointwise)
+
+
+def analyze_graph(graph: Graph, assume_pointwise: Iterable[str] = ()) -> AnalysisResult:
+    """Analyse an IR graph built by a frontend (or by hand)."""
     prop = propagate(graph, assume_pointwise)
     verdict = make_verdict(graph, prop)
     inp = graph.input

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .commands import summary
+from .commands import check, design, summary
 
 app = typer.Typer(
     name="cnnprobe",
@@ -42,6 +42,8 @@ def root(
 
 
 app.command("summary")(summary.summary)
+app.command("check")(check.check)
+app.command("design")(design.design)
 
 # re-exported for tests and other commands
 from .commands.common import Format, Layout, fail, guarded  # noqa: E402
