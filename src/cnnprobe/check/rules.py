@@ -48,7 +48,7 @@ class Rule:
 
     def parse(self, value: Any, key: str) -> dict[str, Any]:
         if value is True:
-            return {}
+            return self.check_params({}, key)
         if isinstance(value, dict):
             unknown = sorted(set(value) - set(self.keys))
             if unknown:

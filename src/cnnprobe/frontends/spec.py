@@ -45,7 +45,7 @@ KINDS = {
 }
 NEEDS_KERNEL = {"conv", "maxpool", "avgpool", "deconv", "up", "pad"}
 _TOKEN = re.compile(
-    r"^(?P<kind>[a-z]+?)(?P<kernel>\d+(?:x\d+)*)?(?P<opts>(?:s\d+|d\d+|p\d+|same|valid|causal)*)"
+    r"^(?P<kind>[a-z]+)(?P<kernel>\d+(?:x\d+)*)?(?P<opts>(?:s\d+|d\d+|p\d+|same|valid|causal)*)"
     r"(?:\*(?P<rep>\d+))?$"
 )
 _OPT = re.compile(r"s\d+|d\d+|p\d+|same|valid|causal")

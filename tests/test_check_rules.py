@@ -1,0 +1,85 @@
+"""Every check rule has passing and failing cases, given as data. Expected statuses follow from
+figures worked out by hand for the samples (see test_samples.py): mnist_convnet: last layer relu3,
+22x22 units, RF 7, jump 1; mnist_pooled: relu3 3x3 units, RF 18, jump 4, dense is global;
+residual_net: block_relu2 16x16, RF 9, jump 2; unet_like: off-centre merges, head_conv 64x64."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from paths import SAMPLES
+
+from cnnprobe import analyze
+from cnnprobe.check.config import parse_rule
+from cnnprobe.check.rules import REGISTRY, ConfigError, Context
+
+CASES: list[tuple[str, str, Any, str]] = [
+    # (sample, rule, configuration value, expected status)
+    ("mnist_convnet.onnx", "full-input", True, "fail"),
+    ("mnist_pooled.onnx", "full-input", {"layer": "dense"}, "pass"),
+    ("residual_net.onnx", "full-input", {"layer": "gap"}, "pass"),
+    ("residual_net.onnx", "full-input", {"layer": "nope"}, "error"),
+    ("custom_op.onnx", "full-input", True, "fail"),  # cannot be verified: fail closed
+    ("mnist_convnet.onnx", "min-rf", 7, "pass"),
+    ("mnist_convnet.onnx", "min-rf", 8, "fail"),
+    ("mnist_convnet.onnx", "min-rf", [7, 8], "fail"),
+    ("mnist_pooled.onnx", "min-rf", {"value": 28, "layer": "dense"}, "pass"),  # global = 28
+    ("mnist_pooled.onnx", "max-rf", 18, "pass"),
+    ("mnist_pooled.onnx", "max-rf", 17, "fail"),
+    ("mnist_pooled.onnx", "max-stride", 4, "pass"),
+    ("mnist_pooled.onnx", "max-stride", [4, 2], "fail"),
+    ("residual_net.onnx", "max-stride", 1, "fail"),
+    ("mnist_convnet.onnx", "min-resolution", 22, "pass"),
+    ("mnist_pooled.onnx", "min-resolution", 4, "fail"),
+    ("mnist_pooled.onnx", "min-resolution", [1, 2, 3], "error"),  # 3 values for 2 axes
+    ("residual_net.onnx", "no-misaligned-merge", True, "pass"),
+    ("unet_like.onnx", "no-off-centre-merge", True, "fail"),
+    ("residual_net.onnx", "no-off-centre-merge", True, "pass"),
+    ("custom_op.onnx", "no-unknown-ops", True, "fail"),
+    ("mnist_convnet.onnx", "no-unknown-ops", True, "pass"),
+]
+
+
+@pytest.mark.parametrize(("sample", "rule", "value", "expected"), CASES)
+def test_rule_cases(sample: str, rule: str, value: Any, expected: str) -> None:
+    params = parse_rule(rule, value, f"rules.{rule}")
+    assert params is not None
+    path = SAMPLES / sample
+    result = analyze(path)
+    outcome = REGISTRY[rule].evaluate(result, params, Context(str(path)))
+    assert outcome.status == expected, outcome.message
+    assert outcome.rule == rule
+    assert outcome.message
+
+
+def test_every_rule_has_cases_and_documentation() -> None:
+    covered = {c[1] for c in CASES} | {"max-shift-sensitivity"}
+    assert covered == set(REGISTRY)
+    for rid, rule in REGISTRY.items():
+        assert rule.summary and (type(rule).__doc__ or "").strip(), rid
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "needle"),
+    [
+        ("max-stride", "abc", "expected an integer"),
+        ("max-stride", 0, "positive"),
+        ("max-stride", True, "needs a threshold"),
+        ("min-rf", {"value": 3, "bogus": 1}, "unknown parameter"),
+        ("full-input", 5, "expected true, false or a table"),
+        ("full-input", {"layer": 3}, "layer name"),
+        ("max-shift-sensitivity", {"max": -1}, "non-negative"),
+        ("max-shift-sensitivity", {"max": 0.1, "measure": "nope"}, "expected one of"),
+        ("no-such-rule", True, "unknown rule"),
+    ],
+)
+def test_invalid_rule_configuration(rule: str, value: Any, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_rule(rule, value, f"rules.{rule}")
+    assert needle in str(err.value)
+    assert f"rules.{rule}" in str(err.value)
+
+
+def test_false_disables() -> None:
+    assert parse_rule("full-input", False, "rules.full-input") is None
