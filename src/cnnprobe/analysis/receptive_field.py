@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-
-import numpy as np
+from typing import Any
 
 from ..geometry.arithmetic import GeometryError
 from ..geometry.qamap import QAMap
@@ -235,83 +234,90 @@ def _frac(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def _eval(m: QAMap, idx: np.ndarray) -> np.ndarray:
-    table = np.asarray(m.table, dtype=np.int64)
-    out: np.ndarray = table[idx % m.period] + (idx // m.period) * m.step
-    return out
-
-
 def axis_geometry(
     st: TensorState, a: int, op: AxisOp | None, n_in: int | None
 ) -> tuple[AxisGeometry, Window | None]:
     t, plain = st.location(a)
     size = st.shape[t] if t is not None and plain else None
     ax = st.axes[a]
-    base = AxisGeometry(size=size, input_size=n_in, is_global=ax.is_global)
-    if op is not None:
-        base = replace(
-            base,
-            kernel=op.kernel,
-            stride=op.stride,
-            dilation=op.dilation,
-            pad_lo=op.pad_lo,
-            pad_hi=op.pad_hi,
-        )
+    glob = ax.is_global
     w = ax.window if not st.uncertain else None
+    op = op or NO_OP
+    fig: dict[str, object] = {}
     if w is None:
-        if ax.is_global and not st.uncertain:
-            base = replace(base, coverage_centre=1.0, coverage_min=1.0, full=True)
-        return base, None
-    if w.aligned and w.period == 1:
+        if glob and not st.uncertain:
+            fig = {"coverage_centre": 1.0, "coverage_min": 1.0, "full": True}
+    elif w.aligned and w.period == 1:
         # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form, and the
         # clipped coverage is concave in i, so its minimum sits at the first or last unit
         lo0, hi0 = w.at(0)
-        geo = replace(
-            base,
-            rf=hi0 - lo0 + 1,
-            rf_min=hi0 - lo0 + 1,
-            jump=w.jump,
-            start=lo0,
-            centre=Fraction(lo0 + hi0, 2),
-        )
+        fig = {
+            "rf": hi0 - lo0 + 1,
+            "rf_min": hi0 - lo0 + 1,
+            "jump": w.jump,
+            "start": lo0,
+            "centre": Fraction(lo0 + hi0, 2),
+        }
         if n_in is not None and size is not None and size > 0:
             ends = [w.at(0), w.at((size - 1) // 2), w.at(size - 1)]
             seen = [min(max(min(h, n_in - 1) - max(lo, 0) + 1, 0), n_in) for lo, h in ends]
             full = ends[2][0] <= 0 and ends[0][1] >= n_in - 1
-            geo = _with_coverage(geo, ax.is_global, seen[1], min(seen), full, n_in)
-        return geo, w
+            fig.update(_coverage(glob, seen[1], min(seen), full, n_in))
+    else:
+        fig = _general(w, size, n_in, glob)
+    geo = AxisGeometry(
+        size=size,
+        input_size=n_in,
+        is_global=glob,
+        kernel=op.kernel,
+        stride=op.stride,
+        dilation=op.dilation,
+        pad_lo=op.pad_lo,
+        pad_hi=op.pad_hi,
+        **fig,  # type: ignore[arg-type]
+    )
+    return geo, w
+
+
+NO_OP = AxisOp()
+
+
+def _general(w: Window, size: int | None, n_in: int | None, glob: bool) -> dict[str, object]:
+    """Staircases and misaligned windows: evaluate every unit (vectorised)."""
+    import numpy as np
+
     units = max(size if size is not None else w.period, 1)
     idx = np.arange(units, dtype=np.int64)
-    lo = np.min([_eval(m, idx) for m in w.lo], axis=0)
-    hi = np.max([_eval(m, idx) for m in w.hi], axis=0)
+
+    def ev(m: QAMap) -> Any:
+        return np.asarray(m.table, dtype=np.int64)[idx % m.period] + (idx // m.period) * m.step
+
+    lo = np.min([ev(m) for m in w.lo], axis=0)
+    hi = np.max([ev(m) for m in w.hi], axis=0)
     widths = hi - lo + 1
     lo0, hi0 = int(lo[0]), int(hi[0])
     period = w.period
-    phases = tuple(w.at(i)[0] for i in range(period)) if period > 1 else ()
-    geo = replace(
-        base,
-        rf=int(widths.max()),
-        rf_min=int(widths.min()),
-        jump=w.jump,
-        start=lo0,
-        centre=Fraction(lo0 + hi0, 2),
-        phase_starts=phases,
-        misaligned=not w.aligned,
-    )
+    fig: dict[str, object] = {
+        "rf": int(widths.max()),
+        "rf_min": int(widths.min()),
+        "jump": w.jump,
+        "start": lo0,
+        "centre": Fraction(lo0 + hi0, 2),
+        "phase_starts": tuple(w.at(i)[0] for i in range(period)) if period > 1 else (),
+        "misaligned": not w.aligned,
+    }
     if n_in is not None and size is not None and size > 0:
         seen_all = np.clip(np.minimum(hi, n_in - 1) - np.maximum(lo, 0) + 1, 0, n_in)
         full = bool(lo[-1] <= 0 and hi[0] >= n_in - 1)
         centre = int(seen_all[(size - 1) // 2])
-        geo = _with_coverage(geo, ax.is_global, centre, int(seen_all.min()), full, n_in)
-    return geo, w
+        fig.update(_coverage(glob, centre, int(seen_all.min()), full, n_in))
+    return fig
 
 
-def _with_coverage(
-    geo: AxisGeometry, is_global: bool, centre: int, least: int, full: bool, n_in: int
-) -> AxisGeometry:
-    if is_global:
-        return replace(geo, coverage_centre=1.0, coverage_min=1.0, full=True)
-    return replace(geo, coverage_centre=centre / n_in, coverage_min=least / n_in, full=bool(full))
+def _coverage(glob: bool, centre: int, least: int, full: bool, n_in: int) -> dict[str, object]:
+    if glob:
+        return {"coverage_centre": 1.0, "coverage_min": 1.0, "full": True}
+    return {"coverage_centre": centre / n_in, "coverage_min": least / n_in, "full": bool(full)}
 
 
 def _layer(

@@ -51,6 +51,8 @@ class QAMap:
 
     def compose(self, inner: QAMap) -> QAMap:
         """``self(inner(i))``: ``inner`` maps this op's output units to its input units."""
+        if self.period == 1 and inner.period == 1:  # affine of affine: the common case
+            return QAMap(1, self.step * inner.step, (self.table[0] + self.step * inner.table[0],))
         t = self.period // gcd(inner.step, self.period) if inner.step else 1
         period = inner.period * t
         if period > MAX_PERIOD:
@@ -76,6 +78,8 @@ class QAMap:
 
     def combine(self, other: QAMap, pick: Callable[[int, int], int]) -> QAMap:
         """Pointwise min or max of two maps of equal slope."""
+        if self.period == 1 and other.period == 1:
+            return QAMap(1, self.step, (pick(self.table[0], other.table[0]),))
         period = self.period * other.period // gcd(self.period, other.period)
         if period > MAX_PERIOD:
             raise PeriodTooLarge(period)
@@ -93,8 +97,11 @@ def envelope(maps: tuple[QAMap, ...], pick: Callable[[int, int], int]) -> tuple[
 
     The value of the result at ``i`` is ``pick(m(i) for m in result)``, as for the argument.
     """
-    by_slope: dict[Fraction, QAMap] = {}
+    if len(maps) == 1:
+        return maps
+    by_slope: dict[tuple[int, int], QAMap] = {}
     for m in maps:
-        s = m.slope
+        g = gcd(m.step, m.period)
+        s = (m.step // g, m.period // g)
         by_slope[s] = by_slope[s].combine(m, pick) if s in by_slope else m
-    return tuple(by_slope[s] for s in sorted(by_slope))
+    return tuple(by_slope[s] for s in sorted(by_slope, key=lambda k: Fraction(*k)))

@@ -27,6 +27,8 @@ class Window:
         return Window((m,), (m,))
 
     def at(self, i: int) -> tuple[int, int]:
+        if len(self.lo) == 1 and len(self.hi) == 1:
+            return self.lo[0](i), self.hi[0](i)
         return min(m(i) for m in self.lo), max(m(i) for m in self.hi)
 
     def through(self, lo_idx: QAMap, hi_idx: QAMap) -> Window:
@@ -42,7 +44,10 @@ class Window:
 
     @property
     def aligned(self) -> bool:
-        return len(self.lo) == 1 and len(self.hi) == 1 and self.lo[0].slope == self.hi[0].slope
+        if len(self.lo) != 1 or len(self.hi) != 1:
+            return False
+        a, b = self.lo[0], self.hi[0]
+        return a.step * b.period == b.step * a.period
 
     @property
     def jump(self) -> Fraction | None:
