@@ -106,8 +106,8 @@ def make_resnet(target_nodes: int) -> onnx.ModelProto:
         return name
 
     def add(op: str, inputs: Sequence[str], name: str, **attrs: object) -> str:
-        nodes.append(helper.make_node(op, list(inputs), [f"{name}.out"], name=name, **attrs))
-        return f"{name}.out"
+        nodes.append(helper.make_node(op, list(inputs), [f"{name}:y"], name=name, **attrs))
+        return f"{name}:y"
 
     def conv(x: str, name: str, cin: int, cout: int, k: int, stride: int = 1) -> str:
         w = weight(f"{name}.w", (cout, cin, k, k))
@@ -131,19 +131,19 @@ def make_resnet(target_nodes: int) -> onnx.ModelProto:
     done = 0
     for s, (count, stride) in enumerate(zip(counts, STAGE_STRIDES), start=1):
         for b in range(count):
-            p = f"layer{s}.{b}"
+            p = f"l{s}.{b}"
             st = stride if b == 0 else 1
-            y = add("Relu", [bn(conv(x, f"{p}.conv1", WIDTH, MID, 1), f"{p}.bn1", MID)], f"{p}.r1")
-            y = conv(y, f"{p}.conv2", MID, MID, 3, st)
+            y = add("Relu", [bn(conv(x, f"{p}.c1", WIDTH, MID, 1), f"{p}.bn1", MID)], f"{p}.r1")
+            y = conv(y, f"{p}.c2", MID, MID, 3, st)
             y = add("Relu", [bn(y, f"{p}.bn2", MID)], f"{p}.r2")
-            y = bn(conv(y, f"{p}.conv3", MID, WIDTH, 1), f"{p}.bn3", WIDTH)
+            y = bn(conv(y, f"{p}.c3", MID, WIDTH, 1), f"{p}.bn3", WIDTH)
             short = x
             if st != 1:
-                short = bn(conv(x, f"{p}.down", WIDTH, WIDTH, 1, st), f"{p}.down.bn", WIDTH)
+                short = bn(conv(x, f"{p}.d", WIDTH, WIDTH, 1, st), f"{p}.dbn", WIDTH)
             x = add("Relu", [add("Add", [y, short], f"{p}.add")], f"{p}.r3")
             done += 1
             if done % POOL_EVERY == 0:
-                x = maxpool(x, f"{p}.pool", 1)
+                x = maxpool(x, f"{p}.mp", 1)
     for k in range(target_nodes - _nodes_for_blocks(blocks)):
         x = add("Identity", [x], f"pad{k}")
     x = add("Flatten", [add("GlobalAveragePool", [x], "avgpool")], "flatten")
@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             baseline(path)
             label = f"{node_count(path):,} nodes ({path.name})"
             targets.append(
-                Target(keys[0], f"summary {label}", ours and ours.median, E2E_LIMIT_S, "s")
+                Target(keys[0], f"summary {label}", ours.median if ours else None, E2E_LIMIT_S, "s")
             )
             ratio = ours.median / base.median if ours and base else None
             note = f"baseline {fmt(base.median, 's')}" if base else "baseline failed"
@@ -456,7 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # target 3: start-up
     progress("target 3: cnnprobe --help")
     help_t = command("cnnprobe --help (process)", "-", [*cli, "--help"])
-    targets.append(Target("3a", "cnnprobe --help", help_t and help_t.median, HELP_LIMIT_S, "s"))
+    targets.append(
+        Target("3a", "cnnprobe --help", help_t.median if help_t else None, HELP_LIMIT_S, "s")
+    )
     loaded = modules_after_help(HEAVY_MODULES + OTHER_MODULES)
     heavy = [m for m in loaded if m in HEAVY_MODULES]
     targets.append(

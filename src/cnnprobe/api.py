@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import gc
 import os
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from .analysis.receptive_field import propagate
 from .analysis.verdict import make_verdict

@@ -10,11 +10,23 @@ import os
 from ..errors import ModelError
 from ..ir import Graph, Shape
 
-FORMATS = {".onnx": "onnx"}
+FORMATS = {".onnx": "onnx", ".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 
 
 def detect_format(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return "keras"
+        if os.path.isfile(os.path.join(path, "keras_metadata.pb")) or os.path.isfile(
+            os.path.join(path, "saved_model.pb")
+        ):
+            return "savedmodel"
+        if ext not in FORMATS:
+            raise ModelError(
+                "is a directory without a Keras config.json or a SavedModel keras_metadata.pb",
+                path,
+            )
     fmt = FORMATS.get(ext)
     if fmt is not None:
         return fmt
@@ -43,4 +55,8 @@ def load_graph(
         from .onnx_frontend import load_onnx
 
         return load_onnx(path, input_name, input_shape, layout)
+    if fmt in ("keras", "h5", "savedmodel"):
+        from .keras_frontend import load_keras
+
+        return load_keras(path, input_name, input_shape, layout, fmt)
     raise ModelError(f"{fmt} files are not supported yet", path)

@@ -56,7 +56,9 @@ def _bounded_int(text: str) -> int:
 def parse_json(data: bytes | str, what: str, path: str) -> Any:
     """Parse JSON with bounded size, integers and nesting; NaN and Infinity are rejected."""
     if len(data) > MAX_JSON_BYTES:
-        raise ModelError(f"{what} is {len(data)} bytes, over the {MAX_JSON_BYTES >> 20} MB limit", path)
+        raise ModelError(
+            f"{what} is {len(data)} bytes, over the {MAX_JSON_BYTES >> 20} MB limit", path
+        )
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -133,7 +135,9 @@ def _read_member(zf: Any, name: str, cap: int, path: str) -> bytes | None:
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ModelError(f"cannot read member {name!r} ({exc})", path) from None
     except Exception as exc:  # zlib/bz2/lzma errors of a corrupt stream
-        raise ModelError(f"cannot read member {name!r} ({type(exc).__name__}: {exc})", path) from None
+        raise ModelError(
+            f"cannot read member {name!r} ({type(exc).__name__}: {exc})", path
+        ) from None
     if len(data) > cap:
         raise ModelError(
             f"member {name!r} expands beyond the {cap >> 20} MB limit (declared {info.file_size})",
@@ -179,9 +183,9 @@ def read_keras_dir(path: str) -> KerasSource:
     cfg_path = os.path.join(path, "config.json")
     meta_path = os.path.join(path, "metadata.json")
     config = _read_file(cfg_path, MAX_JSON_BYTES, path, "config.json")
-    metadata = _read_file(meta_path, 1 << 20, path, "metadata.json") if os.path.isfile(
-        meta_path
-    ) else None
+    metadata = (
+        _read_file(meta_path, 1 << 20, path, "metadata.json") if os.path.isfile(meta_path) else None
+    )
     return _keras_source(config, metadata, path, "keras")
 
 
@@ -230,7 +234,9 @@ def read_h5(path: str) -> KerasSource:
     try:
         import h5py
     except ImportError:  # pragma: no cover - h5py is a declared dependency of the extra
-        raise ModelError("reading .h5 files needs h5py (pip install 'cnnprobe[keras]')", path) from None
+        raise ModelError(
+            "reading .h5 files needs h5py (pip install 'cnnprobe[keras]')", path
+        ) from None
     meta: dict[str, str] = {}
     try:
         with h5py.File(path, "r") as f:
@@ -262,7 +268,9 @@ def read_h5(path: str) -> KerasSource:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"cannot read the HDF5 file (truncated or corrupt: {first})", path) from None
+        raise ModelError(
+            f"cannot read the HDF5 file (truncated or corrupt: {first})", path
+        ) from None
     if hasattr(raw, "shape") and getattr(raw, "shape", None) == (1,):
         raw = raw[0]
     if not isinstance(raw, (bytes, str)):
@@ -362,7 +370,9 @@ def read_savedmodel(path: str) -> KerasSource:
             path,
         )
     cfg = {"class_name": md.get("class_name"), "config": md["config"]}
-    meta = {"keras_version": str(md.get("keras_version", ""))[:100]} if md.get("keras_version") else {}
+    meta = (
+        {"keras_version": str(md.get("keras_version", ""))[:100]} if md.get("keras_version") else {}
+    )
     return KerasSource(cfg, "savedmodel", meta)
 
 
