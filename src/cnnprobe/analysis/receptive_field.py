@@ -44,6 +44,9 @@ GEOMETRY_KINDS = frozenset(
 )
 
 
+NONE_STATE = TensorState.const(())
+
+
 @dataclass
 class Propagation:
     order: list[Node]
@@ -64,16 +67,37 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             tuple(AxisState(Window.identity()) for _ in spatial),
         )
     }
-    for name in (*graph.constants, *graph.other_inputs):
-        states[name] = TensorState.const(graph.declared_shapes.get(name))
+    declared_shapes = graph.declared_shapes
+
+    def state(name: str | None) -> TensorState:
+        """A tensor's state; constants and other inputs get theirs on first use."""
+        if not name:
+            return NONE_STATE
+        st = states.get(name)
+        if st is None:
+            st = states[name] = TensorState.const(declared_shapes.get(name))
+        return st
+
     diags: list[Diagnostic] = []
     layers: list[LayerResult] = []
     input_sizes = tuple(n_in[t] for t in spatial)
     unknown_ops: dict[str, list[str]] = {}
 
+    # states are dropped after their last reader: memory stays proportional to the graph's width
+    readers: dict[str, int] = {}
     for node in order:
-        ins = [states[n] if n else TensorState.const(()) for n in node.inputs]
-        params = [states[p] for p in node.params]
+        for n in (*node.inputs, *node.params):
+            if n:
+                readers[n] = readers.get(n, 0) + 1
+    keep = set(graph.outputs)
+    for node in order:
+        ins = [state(n) for n in node.inputs]
+        params = [state(p) for p in node.params]
+        for n in (*node.inputs, *node.params):
+            if n:
+                readers[n] -= 1
+                if readers[n] == 0 and n not in keep:
+                    states.pop(n, None)
         declared = [graph.declared_shapes.get(o) for o in node.outputs]
         ctx = RuleContext(node, declared)
         if not any(s.live for s in ins) and not any(p.live for p in params):

@@ -104,4 +104,4 @@ def envelope(maps: tuple[QAMap, ...], pick: Callable[[int, int], int]) -> tuple[
         g = gcd(m.step, m.period)
         s = (m.step // g, m.period // g)
         by_slope[s] = by_slope[s].combine(m, pick) if s in by_slope else m
-    return tuple(by_slope[s] for s in sorted(by_slope, key=lambda k: Fraction(*k)))
+    return tuple(by_slope[s] for s in sorted(by_slope, key=lambda k: k[0] / k[1]))
