@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .geometry.real import Real
 from .geometry.state import Window
 from .ir import Shape
 
@@ -83,6 +84,7 @@ class LayerResult:
     is_spatial: bool
     changes_geometry: bool
     windows: tuple[Window | None, ...] = field(default=(), repr=False, compare=False)
+    reals: tuple[Real | None, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def rf(self) -> list[int | None]:
@@ -116,6 +118,15 @@ class LayerResult:
             return None
         w = self.windows[axis]
         return None if w is None else w.at(index)
+
+    def real_interval(self, axis: int, index: int) -> tuple[int, int] | None:
+        """First and last *real* input pixel along ``axis`` that unit ``index`` depends on, exact
+        at the borders (padding taps, dilation gaps, strides that skip pixels, crops); ``None``
+        when the unit reads no input pixel or the sizes are unknown."""
+        if axis >= len(self.reals):
+            return None
+        r = self.reals[axis]
+        return None if r is None else r.at(index)
 
 
 @dataclass(frozen=True)

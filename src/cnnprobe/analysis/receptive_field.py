@@ -10,6 +10,7 @@ from typing import Any
 
 from ..geometry.arithmetic import GeometryError
 from ..geometry.qamap import QAMap
+from ..geometry.real import Real
 from ..geometry.rules import AxisOp, RuleContext, run_rule
 from ..geometry.state import AxisState, Factor, TensorState, Window, plain_layout
 from ..ir import Graph, Node
@@ -64,7 +65,9 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
         graph.input.name: TensorState(
             n_in,
             plain_layout(n_in, spatial),
-            tuple(AxisState(Window.identity()) for _ in spatial),
+            tuple(
+                AxisState(Window.identity(), False, Real.identity(_need(n_in[t]))) for t in spatial
+            ),
         )
     }
     declared_shapes = graph.declared_shapes
@@ -146,7 +149,11 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             outs = [o.make_global(range(o.rank), keep_window=True) for o in outs]
             outs = [
                 o.with_axes(
-                    AxisState(a.window, a.is_global or any(pa.is_global for pa in _axes(params, i)))
+                    AxisState(
+                        a.window,
+                        a.is_global or any(pa.is_global for pa in _axes(params, i)),
+                        a.real,
+                    )
                     for i, a in enumerate(o.axes)
                 )
                 for o in outs
@@ -191,6 +198,12 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             )
         )
     return Propagation(order, states, layers, diags)
+
+
+def _need(n: int | None) -> int:
+    if n is None:  # pragma: no cover - frontends reject unknown spatial input sizes
+        raise ValueError("unknown spatial input size")
+    return n
 
 
 def _axes(params: list[TensorState], i: int) -> list[AxisState]:
@@ -260,7 +273,7 @@ def _frac(x: Fraction) -> str:
 
 def axis_geometry(
     st: TensorState, a: int, op: AxisOp | None, n_in: int | None
-) -> tuple[AxisGeometry, Window | None]:
+) -> tuple[AxisGeometry, Window | None, Real | None]:
     t, plain = st.location(a)
     size = st.shape[t] if t is not None and plain else None
     ax = st.axes[a]
@@ -282,13 +295,22 @@ def axis_geometry(
             "start": lo0,
             "centre": Fraction(lo0 + hi0, 2),
         }
-        if n_in is not None and size is not None and size > 0:
-            ends = [w.at(0), w.at((size - 1) // 2), w.at(size - 1)]
-            seen = [min(max(min(h, n_in - 1) - max(lo, 0) + 1, 0), n_in) for lo, h in ends]
-            full = ends[2][0] <= 0 and ends[0][1] >= n_in - 1
-            fig.update(_coverage(glob, seen[1], min(seen), full, n_in))
     else:
-        fig = _general(w, size, n_in, glob)
+        fig = _general(w, size)
+    real = ax.real if w is not None and ax.real is not None else None
+    if real is not None and (size is None or len(real.lo) != size):
+        real = None
+    if w is not None and n_in is not None and size:
+        if glob:
+            fig.update(coverage_centre=1.0, coverage_min=1.0, full=True)
+        elif real is not None:
+            seen = [h - lo + 1 if lo <= h else 0 for lo, h in zip(real.lo, real.hi)]
+            full = all(lo <= 0 for lo in real.lo) and all(h >= n_in - 1 for h in real.hi)
+            fig.update(
+                coverage_centre=seen[(size - 1) // 2] / n_in,
+                coverage_min=min(seen) / n_in,
+                full=full,
+            )
     geo = AxisGeometry(
         size=size,
         input_size=n_in,
@@ -300,13 +322,13 @@ def axis_geometry(
         pad_hi=op.pad_hi,
         **fig,  # type: ignore[arg-type]
     )
-    return geo, w
+    return geo, w, real
 
 
 NO_OP = AxisOp()
 
 
-def _general(w: Window, size: int | None, n_in: int | None, glob: bool) -> dict[str, object]:
+def _general(w: Window, size: int | None) -> dict[str, object]:
     """Staircases and misaligned windows: evaluate every unit (vectorised)."""
     import numpy as np
 
@@ -321,7 +343,7 @@ def _general(w: Window, size: int | None, n_in: int | None, glob: bool) -> dict[
     widths = hi - lo + 1
     lo0, hi0 = int(lo[0]), int(hi[0])
     period = w.period
-    fig: dict[str, object] = {
+    return {
         "rf": int(widths.max()),
         "rf_min": int(widths.min()),
         "jump": w.jump,
@@ -330,18 +352,6 @@ def _general(w: Window, size: int | None, n_in: int | None, glob: bool) -> dict[
         "phase_starts": tuple(w.at(i)[0] for i in range(period)) if period > 1 else (),
         "misaligned": not w.aligned,
     }
-    if n_in is not None and size is not None and size > 0:
-        seen_all = np.clip(np.minimum(hi, n_in - 1) - np.maximum(lo, 0) + 1, 0, n_in)
-        full = bool(lo[-1] <= 0 and hi[0] >= n_in - 1)
-        centre = int(seen_all[(size - 1) // 2])
-        fig.update(_coverage(glob, centre, int(seen_all.min()), full, n_in))
-    return fig
-
-
-def _coverage(glob: bool, centre: int, least: int, full: bool, n_in: int) -> dict[str, object]:
-    if glob:
-        return {"coverage_centre": 1.0, "coverage_min": 1.0, "full": True}
-    return {"coverage_centre": centre / n_in, "coverage_min": least / n_in, "full": bool(full)}
 
 
 def _layer(
@@ -356,10 +366,12 @@ def _layer(
 ) -> LayerResult:
     geos = []
     windows = []
+    reals = []
     for a in range(len(st.axes)):
-        g, w = axis_geometry(st, a, axis_ops.get(a), input_sizes[a])
+        g, w, r = axis_geometry(st, a, axis_ops.get(a), input_sizes[a])
         geos.append(g)
         windows.append(w)
+        reals.append(r)
     changes = node.op in GEOMETRY_KINDS or bool(axis_ops)
     live = [s for s in ins if s.live]
     if not changes and live:
@@ -378,4 +390,5 @@ def _layer(
         is_spatial=st.is_spatial,
         changes_geometry=changes,
         windows=tuple(windows),
+        reals=tuple(reals),
     )

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import partial
 from math import prod
 from typing import Any
 
 from ..ir import Dim, Node, Padding, Shape
+from . import real as taps
 from .arithmetic import (
     GeometryError,
     k_eff,
@@ -26,6 +28,7 @@ from .arithmetic import (
     window_out_size,
 )
 from .qamap import PeriodTooLarge, QAMap
+from .real import Real, Span
 from .state import AxisState, Factor, Layout, TensorState, Window
 
 
@@ -108,10 +111,23 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     return layout[:t] + (new,) + layout[t + 1 :]
 
 
+SpanFn = Callable[[int, int], list[Span]]
+
+
 def _move_window(
-    state: TensorState, t: int, lo_idx: QAMap, hi_idx: QAMap, ctx: RuleContext
+    state: TensorState,
+    t: int,
+    lo_idx: QAMap,
+    hi_idx: QAMap,
+    ctx: RuleContext,
+    spans: SpanFn | None = None,
+    n_out: Dim = None,
 ) -> tuple[TensorState, int | None]:
-    """Apply per-unit index maps along tensor axis ``t``; returns the spatial axis affected."""
+    """Apply per-unit index maps along tensor axis ``t``; returns the spatial axis affected.
+
+    ``spans(n_in, n_out)`` lists the real input units each output unit reads (for the exact
+    border figures); without it, or with unknown sizes, they are dropped.
+    """
     spatial = [f.spatial for f in state.layout[t] if f.spatial is not None]
     if not spatial:
         return state, None
@@ -125,13 +141,17 @@ def _move_window(
         return state.set_axis(a, AxisState(None, state.axes[a].is_global)), a
     ax = state.axes[a]
     if ax.window is None:
-        return state, a
+        return state.set_axis(a, AxisState(None, ax.is_global)), a
     try:
-        window = ax.window.through(lo_idx, hi_idx)
+        window: Window | None = ax.window.through(lo_idx, hi_idx)
     except PeriodTooLarge:
         ctx.give_up("period-too-large", "upsampling pattern too irregular to track exactly")
         window = None
-    return state.set_axis(a, AxisState(window, ax.is_global)), a
+    n_in = state.shape[t]
+    real = None
+    if ax.real is not None and spans is not None and n_in is not None and n_out is not None:
+        real = ax.real.through(spans(n_in, n_out))
+    return state.set_axis(a, AxisState(window, ax.is_global, real)), a
 
 
 def _shape_with(shape: Shape, t: int, size: Dim) -> Shape:
@@ -198,7 +218,15 @@ def window_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         lo, hi = pads
         size = None if n is None else window_out_size(n, k, s, d, lo, hi, ceil_mode)
         first, last = window_index_maps(k, s, d, lo)
-        out, sp = _move_window(out, t, first, last, ctx)
+        out, sp = _move_window(
+            out,
+            t,
+            first,
+            last,
+            ctx,
+            partial(taps.strided, first=-lo, s=s, d=d, k=k),
+            size,
+        )
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(k, Fraction(s), d, lo, hi)
         shape = _shape_with(shape, t, size)
@@ -245,7 +273,15 @@ def transpose_conv_rule(
                 f"stride {s} exceeds the kernel span {k_eff(k, d)} on axis {t}: some output "
                 "units read no input pixel (only the bias)",
             )
-        out, sp = _move_window(out, t, first, last, ctx)
+        out, sp = _move_window(
+            out,
+            t,
+            first,
+            last,
+            ctx,
+            partial(taps.transposed, s=s, d=d, k=k, lo=lo),
+            size,
+        )
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(k, Fraction(1, s), d, lo, hi)
         shape = _shape_with(shape, t, size)
@@ -268,6 +304,7 @@ def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[T
         return [_unknown_windows(x, shape)]
     if len(pads) != x.rank:
         raise GeometryError(f"{len(pads)} pad pairs for a tensor of rank {x.rank}")
+    mode = str(node.attrs.get("mode", "constant")).lower()
     out, shape = x, x.shape
     for t, (lo, hi) in enumerate(pads):
         if lo == 0 and hi == 0:
@@ -277,7 +314,9 @@ def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[T
         if size is not None and size <= 0:
             raise GeometryError(f"padding {lo},{hi} leaves nothing of axis {t} (size {n})")
         m = QAMap.affine(-lo, 1)
-        out, sp = _move_window(out, t, m, m, ctx)
+        out, sp = _move_window(
+            out, t, m, m, ctx, partial(taps.padded, lo=lo, mode=mode), size
+        )
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=lo, pad_hi=hi)
         shape = _shape_with(shape, t, size)
@@ -327,7 +366,15 @@ def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
                 out = out.set_axis(gone, AxisState(None, out.axes[gone].is_global))
         else:
             m = QAMap.affine(first, step)
-            out, sp = _move_window(out, t, m, m, ctx)
+            out, sp = _move_window(
+                out,
+                t,
+                m,
+                m,
+                ctx,
+                partial(taps.affine, first=first, step=step),
+                length,
+            )
             if sp is not None:
                 ctx.axis_ops[sp] = AxisOp(stride=Fraction(step), pad_lo=-first)
         shape = _shape_with(shape, t, length)
@@ -379,7 +426,15 @@ def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             a.get("coord_mode", "half_pixel"),
             a.get("nearest_mode", "round_prefer_floor"),
         )
-        out, sp = _move_window(out, t, first, last, ctx)
+        out, sp = _move_window(
+            out,
+            t,
+            first,
+            last,
+            ctx,
+            partial(taps.clamped, lo_idx=first, hi_idx=last),
+            size,
+        )
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(stride=1 / scale)
         shape = _shape_with(shape, t, size)
@@ -406,7 +461,15 @@ def block_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
         else:
             first = last = QAMap(b, 1, (0,) * b)
             size = None if n is None else n * b
-        out, sp = _move_window(out, t, first, last, ctx)
+        out, sp = _move_window(
+            out,
+            t,
+            first,
+            last,
+            ctx,
+            partial(taps.blocks, b=b, to_depth=to_depth),
+            size,
+        )
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(
                 b if to_depth else None, Fraction(b) if to_depth else Fraction(1, b)
@@ -527,6 +590,7 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     nspatial = max(len(p.axes) for p in parts)
     layout: list[tuple[Factor, ...] | None] = [None] * rank
     windows: list[list[Window | None]] = [[] for _ in range(nspatial)]
+    reals: list[list[tuple[Real | None, bool]]] = [[] for _ in range(nspatial)]
     glob = [False] * nspatial
     for p in parts:
         off = rank - p.rank
@@ -553,6 +617,7 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                 zero = QAMap.constant(0)
                 w = w.through(zero, zero)
             windows[sp].append(w)
+            reals[sp].append((ax.real, sp in broadcast_spatial))
     axes = []
     for sp in range(nspatial):
         ws = windows[sp]
@@ -573,9 +638,27 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     full_layout = tuple(
         _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
     )
-    return TensorState(
+    out = TensorState(
         out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
     )
+    for sp in range(nspatial):
+        where, _ = out.location(sp)
+        n = out_shape[where] if where is not None else None
+        rs = reals[sp]
+        if axes[sp].window is None or n is None or not rs or any(r is None for r, _ in rs):
+            continue
+        merged: Real | None = None
+        for r, spread in rs:
+            assert r is not None
+            if spread:
+                r = r.broadcast(n)
+            if len(r.lo) != n:
+                merged = None
+                break
+            merged = r if merged is None else merged.union(r)
+        if merged is not None:
+            out = out.set_axis(sp, AxisState(axes[sp].window, axes[sp].is_global, merged))
+    return out
 
 
 def _fit(factors: tuple[Factor, ...], size: Dim) -> tuple[Factor, ...]:
@@ -649,7 +732,9 @@ def split_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
     offset = 0
     for size in sizes:
         m = QAMap.affine(offset, 1)
-        st, sp = _move_window(x, t, m, m, ctx)
+        st, sp = _move_window(
+            x, t, m, m, ctx, partial(taps.affine, first=offset, step=1), size
+        )
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=-offset)
         outs.append(

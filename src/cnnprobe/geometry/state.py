@@ -9,6 +9,7 @@ from fractions import Fraction
 
 from ..ir import Shape
 from .qamap import QAMap, envelope
+from .real import Real
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class AxisState:
 
     window: Window | None
     is_global: bool = False
+    #: first/last real input pixel per unit (exact at borders); ``None`` when sizes are unknown
+    real: Real | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +168,9 @@ class TensorState:
         if not hit:
             return self
         return self.with_axes(
-            AxisState(ax.window if keep_window else None, True) if a in hit else ax
+            AxisState(ax.window, True, ax.real)
+            if keep_window and a in hit
+            else (AxisState(None, True) if a in hit else ax)
             for a, ax in enumerate(self.axes)
         )
 
