@@ -709,6 +709,10 @@ def check_engine(
             for u in range(ref.size(a)):
                 engine = tensor.unit_interval(a, u)
                 oracle = measured[layer.name][a][u]
+                real = tensor.real_interval(a, u)
+                assert real == oracle, (
+                    f"engine's real-pixel interval {real} != onnxruntime {oracle} for {where(a, u)}"
+                )
                 theory = ref.theoretical(a, u)
                 if engine is None:
                     assert clip(theory, n_in[a]) is None, (

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..geometry.arithmetic import GeometryError
 from ..geometry.qamap import QAMap
-from ..geometry.real import Real
+from ..geometry.real import EMPTY_HI, EMPTY_LO, Real
 from ..geometry.rules import AxisOp, RuleContext, run_rule
 from ..geometry.state import AxisState, Factor, TensorState, Window, plain_layout
 from ..ir import Graph, Node
@@ -158,6 +158,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 )
                 for o in outs
             ]
+        outs = [_dead_if_empty(o) for o in outs]
         if ctx.uncertain or upstream_uncertain:
             outs = [replace(o, uncertain=True) for o in outs]
         for note in ctx.notes:
@@ -198,6 +199,24 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             )
         )
     return Propagation(order, states, layers, diags)
+
+
+def _dead_if_empty(st: TensorState) -> TensorState:
+    """An element's dependence is the product of its per-axis dependences: if every unit along
+    one axis reads no pixel (e.g. a crop that keeps only padding), no element reads any pixel."""
+    reals = [ax.real for ax in st.axes]
+    if not any(r is not None and all(lo > hi for lo, hi in zip(r.lo, r.hi)) for r in reals):
+        return st
+    return st.with_axes(
+        AxisState(
+            ax.window,
+            ax.is_global,
+            None
+            if ax.real is None
+            else Real.make((EMPTY_LO,) * len(ax.real.lo), (EMPTY_HI,) * len(ax.real.lo)),
+        )
+        for ax in st.axes
+    )
 
 
 def _need(n: int | None) -> int:
