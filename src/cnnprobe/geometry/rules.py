@@ -400,8 +400,11 @@ def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         n = x.shape[t]
         if sizes is not None:
             size = sizes[t]
-            if size is None or n is None:
-                if size == n:
+            if size is None:  # this axis is not resized
+                continue
+            if n is None:
+                if not _has_spatial(x.layout[t]):  # e.g. a symbolic batch
+                    shape = _shape_with(shape, t, size)
                     continue
                 raise GeometryError(f"resize of axis {t} with unknown size (give --input-shape)")
             scale = Fraction(size, n)
