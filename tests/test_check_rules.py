@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from paths import SAMPLES
 
 from cnnprobe import analyze
 from cnnprobe.check.config import parse_rule
 from cnnprobe.check.rules import REGISTRY, ConfigError, Context
+from paths import SAMPLES
 
 CASES: list[tuple[str, str, Any, str]] = [
     # (sample, rule, configuration value, expected status)

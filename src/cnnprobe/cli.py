@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .commands import check, design, summary
+from .commands import check, design, shift_test, summary
 
 app = typer.Typer(
     name="cnnprobe",
@@ -42,6 +42,7 @@ def root(
 
 
 app.command("summary")(summary.summary)
+app.command("shift-test")(shift_test.shift_test)
 app.command("check")(check.check)
 app.command("design")(design.design)
 

@@ -83,6 +83,8 @@ class LayerResult:
     status: str
     is_spatial: bool
     changes_geometry: bool
+    #: tensor axis holding each input spatial axis (``None``: folded away or reduced)
+    spatial_dims: tuple[int | None, ...] = ()
     windows: tuple[Window | None, ...] = field(default=(), repr=False, compare=False)
     reals: tuple[Real | None, ...] = field(default=(), repr=False, compare=False)
 

@@ -408,6 +408,7 @@ def _layer(
         status=status,
         is_spatial=st.is_spatial,
         changes_geometry=changes,
+        spatial_dims=tuple(st.spatial_map().get(a) for a in range(len(st.axes))),
         windows=tuple(windows),
         reals=tuple(reals),
     )

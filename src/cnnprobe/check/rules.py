@@ -370,14 +370,15 @@ class NoUnknownOps(DiagnosticRule):
 class MaxShiftSensitivity(Rule):
     """Runs ``cnnprobe shift-test`` with a stated protocol and fails when a measure exceeds
     ``max``. Parameters: ``max`` (required), ``measure`` (default ``normalized_sensitivity``;
-    also ``flip_rate``, ``mac``, ``tv``, ``jsd``), ``mode`` (``roll``, ``crop``, ``pad``),
+    also ``flip_rate``, ``mac``, ``tv``, ``jsd``, ``equivariance_error`` for dense outputs),
+    ``mode`` (``roll``, ``crop``, ``pad``),
     ``shifts`` (``sweep``, ``pairs``, ``grid``), ``max-shift``, ``inputs`` (count), ``seed``.
     Example: ``max-shift-sensitivity = { max = 0.1, mode = "crop", inputs = 16 }``."""
 
     id = "max-shift-sensitivity"
     summary = "maximum shift sensitivity (runs the model)"
     keys = ("max", "measure", "mode", "shifts", "max-shift", "inputs", "seed", "fill")
-    measures = ("normalized_sensitivity", "flip_rate", "mac", "tv", "jsd")
+    measures = ("normalized_sensitivity", "flip_rate", "mac", "tv", "jsd", "equivariance_error")
 
     def check_params(self, params: dict[str, Any], key: str) -> dict[str, Any]:
         if "value" in params:

@@ -1,0 +1,426 @@
+"""Runners: a model file behind ``run(batch) -> [target, *feature maps]`` (numpy arrays).
+
+onnxruntime and Keras are imported inside the runner that needs them. The user's file is never
+written: the ONNX runner edits a copy in memory when it must (extra graph outputs for ``--layers``,
+a symbolic batch dimension so that views run in batches).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import warnings
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError, UsageError
+from .geometry import ModelGeometry, TensorGeometry, expand_stride, lcm_all
+
+FLOAT_TYPES: dict[str, Any] = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+}
+BATCH_PARAM = "cnnprobe_batch"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Runner:
+    """Runs batches; ``outputs`` names what ``run`` returns, the target first."""
+
+    description: str = ""
+    outputs: tuple[str, ...] = ()
+    notes: list[str]
+    dtype: Any = np.float32
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# onnxruntime
+
+
+class OnnxRunner(Runner):
+    def __init__(
+        self,
+        path: str,
+        input_name: str,
+        target: str | None,
+        extra: Sequence[str],
+        provider: str | None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelError(
+                "running ONNX models needs onnxruntime: pip install 'cnnprobe[runtime]'", path
+            ) from None
+        self.path = path
+        self.notes = []
+        available = list(ort.get_available_providers())
+        chosen = provider or "CPUExecutionProvider"
+        if chosen not in available:
+            raise UsageError(
+                f"execution provider {chosen!r} is not available here (available: "
+                f"{', '.join(available)})"
+            )
+        providers = [chosen] + (
+            ["CPUExecutionProvider"] if chosen != "CPUExecutionProvider" else []
+        )
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # failures become our own one-line errors
+        self.run_options = ort.RunOptions()
+        self.run_options.log_severity_level = 4
+
+        def session(source: Any) -> Any:
+            try:
+                return ort.InferenceSession(source, options, providers=providers)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelError(
+                    f"onnxruntime cannot load the model ({_first_line(exc)})", path
+                ) from None
+
+        # the file as it is, when it has every output needed and a free batch dimension
+        self.session = session(path)
+        graph_outputs = [o.name for o in self.session.get_outputs()]
+        if not graph_outputs:
+            raise ModelError("the graph has no outputs", path)
+        target = target or graph_outputs[0]
+        outputs = [target, *[e for e in extra if e != target]]
+        first = next((i for i in self.session.get_inputs() if i.name == input_name), None)
+        fixed_batch = first is not None and bool(first.shape) and isinstance(first.shape[0], int)
+        if fixed_batch or any(o not in graph_outputs for o in outputs):
+            self.session = session(self._edit(path, input_name, outputs, fixed_batch))
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if input_name not in inputs:
+            raise ModelError(f"onnxruntime does not see input {input_name!r}", path)
+        others = [n for n in inputs if n != input_name]
+        if others:
+            raise UsageError(
+                f"the model has other inputs ({', '.join(repr(o) for o in others)}) that "
+                "shift-test cannot feed; it feeds the image input only",
+                path,
+            )
+        kind = inputs[input_name].type
+        if kind not in FLOAT_TYPES:
+            raise UsageError(
+                f"input {input_name!r} is {kind}; shift-test feeds float images (float, float16 "
+                "or double inputs)",
+                path,
+            )
+        self.dtype = FLOAT_TYPES[kind]
+        self.input_name = input_name
+        self.outputs = tuple(outputs)
+        self.one_at_a_time = False
+        used = self.session.get_providers()
+        self.description = f"onnxruntime {ort.__version__} ({used[0]})"
+
+    def _edit(self, path: str, input_name: str, wanted: list[str], fixed_batch: bool) -> bytes:
+        """A copy of the model, in memory, with ``wanted`` among its outputs and a symbolic
+        batch dimension."""
+        import onnx
+
+        try:
+            model = onnx.load(path)
+        except Exception as exc:  # protobuf and external-data errors
+            raise ModelError(f"cannot load the ONNX model ({_first_line(exc)})", path) from None
+        graph_outputs = [o.name for o in model.graph.output]
+        produced = {name for node in model.graph.node for name in node.output}
+        for name in wanted:
+            if name not in graph_outputs and name not in produced:
+                outs = ", ".join(repr(o) for o in graph_outputs)
+                raise UsageError(
+                    f"--target {name!r} is not a tensor of the model (outputs: {outs})", path
+                )
+        if fixed_batch:
+            inp = next(i for i in model.graph.input if i.name == input_name)
+            dim0 = inp.type.tensor_type.shape.dim[0]
+            dim0.Clear()
+            dim0.dim_param = BATCH_PARAM
+            for out in model.graph.output:
+                odims = out.type.tensor_type.shape.dim
+                if odims and odims[0].HasField("dim_value"):
+                    odims[0].Clear()
+            del model.graph.value_info[:]
+        missing = [w for w in wanted if w not in graph_outputs]
+        if missing:
+            types = _elem_types(model)
+            for name in missing:
+                elem = types.get(name, onnx.TensorProto.FLOAT)
+                model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+        data: bytes = model.SerializeToString()
+        return data
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        x = batch.astype(self.dtype, copy=False)
+        if not self.one_at_a_time:
+            try:
+                outs = self._run(x)
+                if all(o.shape[:1] == (len(x),) for o in outs):
+                    return outs
+            except ModelError:
+                if len(x) == 1:
+                    raise
+            if len(x) == 1:
+                raise ModelError(
+                    "an output has no batch dimension; shift-test needs outputs shaped "
+                    "[batch, ...]",
+                    self.path,
+                )
+            self.one_at_a_time = True
+            self.notes.append(
+                "the model does not run in batches (a fixed batch size inside the graph): "
+                "inputs ran one at a time"
+            )
+        parts = [self._run(x[k : k + 1]) for k in range(len(x))]
+        return [np.concatenate([p[j] for p in parts]) for j in range(len(self.outputs))]
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        try:
+            outs = self.session.run(list(self.outputs), {self.input_name: x}, self.run_options)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(
+                f"onnxruntime failed to run the model ({_first_line(exc)})", self.path
+            ) from None
+        return [np.asarray(o) for o in outs]
+
+
+def _elem_types(model: Any) -> dict[str, int]:
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # only a hint: unknown types default to float
+        inferred = model
+    g = inferred.graph
+    return {
+        vi.name: vi.type.tensor_type.elem_type
+        for vi in [*g.input, *g.value_info, *g.output]
+        if vi.type.tensor_type.elem_type
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras
+
+#: Keras layer classes with a spatial stride (``strides``; pooling defaults to ``pool_size``).
+_STRIDED = ("Conv", "SeparableConv", "DepthwiseConv", "MaxPooling", "AveragePooling")
+_GLOBAL = ("Global", "Flatten", "Reshape", "Attention", "MultiHeadAttention", "Permute")
+
+
+def import_keras(path: str) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            keras = importlib.import_module("keras")
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or ""
+        if missing.split(".")[0] == "keras":
+            raise ModelError(
+                "running Keras models needs Keras and one of its backends: pip install keras "
+                "torch (then KERAS_BACKEND=torch), or convert the model to ONNX",
+                path,
+            ) from None
+        raise ModelError(
+            f"Keras is installed but its backend cannot start ({_first_line(exc)}); install "
+            "one (e.g. pip install torch) and set KERAS_BACKEND",
+            path,
+        ) from None
+    except Exception as exc:
+        raise ModelError(f"Keras cannot start ({_first_line(exc)})", path) from None
+    return keras
+
+
+class KerasRunner(Runner):
+    def __init__(self, path: str, keras: Any, model: Any, target: str, extra: Sequence[str]):
+        self.path = path
+        self.notes = []
+        self.keras = keras
+        names = [target, *[e for e in extra if e != target]]
+        tensors = [_keras_tensor(model, n) for n in names]
+        try:
+            self.model = (
+                model
+                if names == [model_output_name(model)]
+                else keras.Model(inputs=model.inputs, outputs=tensors)
+            )
+        except Exception as exc:
+            raise ModelError(f"cannot expose inner layers ({_first_line(exc)})", path) from None
+        self.outputs = tuple(names)
+        self.dtype = np.float32
+        self.description = f"keras {keras.__version__} ({keras.backend.backend()})"
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = self.model.predict_on_batch(batch.astype(np.float32, copy=False))
+        except Exception as exc:
+            raise ModelError(
+                f"Keras failed to run the model ({_first_line(exc)})", self.path
+            ) from None
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(o) for o in outs]
+
+
+def load_keras(path: str) -> tuple[Any, Any]:
+    keras = import_keras(path)
+    try:
+        with warnings.catch_warnings(), _quiet():
+            warnings.simplefilter("ignore")
+            model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:
+        raise ModelError(f"Keras cannot load the model ({_first_line(exc)})", path) from None
+    if len(getattr(model, "inputs", None) or []) != 1:
+        raise UsageError("the Keras model must have exactly one input", path)
+    return keras, model
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def model_output_name(model: Any) -> str:
+    outs = model.outputs
+    op = outs[0]._keras_history.operation if hasattr(outs[0], "_keras_history") else None
+    return str(op.name) if op is not None else "output"
+
+
+def _keras_tensor(model: Any, name: str) -> Any:
+    if name == model_output_name(model):
+        return model.outputs[0]
+    try:
+        return model.get_layer(name).output
+    except (ValueError, AttributeError):
+        names = ", ".join(layer.name for layer in model.layers)
+        raise UsageError(f"no Keras layer named {name!r} (layers: {names})") from None
+
+
+def keras_geometry(
+    path: str,
+    model: Any,
+    input_shape: tuple[int, ...] | None,
+    layout: str,
+    stride: tuple[int, ...] | None,
+) -> ModelGeometry:
+    """Geometry of a Keras model from its layers' strides (the summary engine reads Keras
+    architectures without running Keras; this is the fallback while it cannot)."""
+    shape: tuple[int | None, ...] = tuple(model.inputs[0].shape)
+    if input_shape is not None:
+        if len(input_shape) != len(shape):
+            raise UsageError(
+                f"--input-shape has {len(input_shape)} dims but the input has {len(shape)}", path
+            )
+        shape = input_shape
+    rank = len(shape)
+    if rank < 3:
+        raise ModelError(f"input of shape {list(shape)}: no spatial axes", path)
+    first = layout.lower() in ("nchw", "ncw", "ncdhw") or (
+        layout == "auto"
+        and any(getattr(layer, "data_format", None) == "channels_first" for layer in model.layers)
+    )
+    spatial = tuple(range(2, rank)) if first else tuple(range(1, rank - 1))
+    if any(shape[t] is None for t in spatial) or shape[1 if first else -1] is None:
+        raise ModelError(
+            f"input size is unknown ({list(shape)}): give --input-shape, e.g. 1x224x224x3", path
+        )
+    nsp = len(spatial)
+    one = tuple(Fraction(1) for _ in range(nsp))
+    jumps: dict[str, tuple[Fraction, ...] | None] = {}
+    maps: list[TensorGeometry] = []
+    tensors: dict[str, TensorGeometry] = {}
+    previous: str | None = None
+    for layer in model.layers:
+        parents = _parents(layer) or ([previous] if previous else [])
+        known = [jumps[p] for p in parents if p in jumps]
+        jump: tuple[Fraction, ...] | None
+        if type(layer).__name__ == "InputLayer":
+            jump = one
+        elif any(j is None for j in known):
+            jump = None
+        else:
+            # no known parent: the layer reads the model input
+            base = [j for j in known if j is not None] or [one]
+            jump = _layer_jump(layer, tuple(max(j[k] for j in base) for k in range(nsp)))
+        jumps[layer.name] = jump
+        previous = layer.name
+        out_shape = tuple(getattr(getattr(layer, "output", None), "shape", ()) or ())
+        tg = TensorGeometry(layer.name, layer.name, type(layer).__name__, out_shape)
+        if len(out_shape) != rank:
+            jumps[layer.name] = jump = None
+        if jump is not None:
+            tg = TensorGeometry(layer.name, layer.name, tg.op, out_shape, spatial, jump)
+            if type(layer).__name__ != "InputLayer":
+                maps.append(tg)
+        tensors[layer.name] = tg
+    if stride is not None:
+        period = expand_stride(stride, nsp)
+        source = "--stride"
+    else:
+        period = tuple(lcm_all([m.jump[k].numerator for m in maps]) for k in range(nsp))
+        source = "keras layers"
+    total = maps[-1].jump if maps else one
+    out_name = model_output_name(model)
+    return ModelGeometry(
+        path=path,
+        format="keras",
+        input_name=str(getattr(model.inputs[0], "name", "input")),
+        input_shape=shape,
+        layout=("NC" if first else "N") + "DHW"[3 - nsp :] + ("" if first else "C"),
+        spatial_axes=spatial,
+        total_stride=tuple(total),
+        period=period,
+        period_source=source,
+        feature_maps=tuple(maps),
+        tensors=tensors,
+        outputs=(out_name,),
+        notes=(
+            "Keras model: strides read from the layers' configurations (Conv, pooling, "
+            "upsampling); --stride overrides the period",
+        ),
+    )
+
+
+def _parents(layer: Any) -> list[str]:
+    try:
+        nodes = layer._inbound_nodes
+        return [str(p.operation.name) for p in nodes[0].parent_nodes] if nodes else []
+    except (AttributeError, IndexError):
+        return []
+
+
+def _layer_jump(layer: Any, jump: tuple[Fraction, ...]) -> tuple[Fraction, ...] | None:
+    name = type(layer).__name__
+    nsp = len(jump)
+    cfg: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        cfg = layer.get_config()
+
+    def per_axis(value: Any) -> list[int]:
+        if value is None:
+            return [1] * nsp
+        if isinstance(value, int):
+            return [value] * nsp
+        return [int(v) for v in value]
+
+    if name.startswith(_GLOBAL):
+        return None
+    if "Transpose" in name:
+        return tuple(j / s for j, s in zip(jump, per_axis(cfg.get("strides"))))
+    if name.startswith("UpSampling"):
+        return tuple(j / s for j, s in zip(jump, per_axis(cfg.get("size"))))
+    if name.startswith(_STRIDED):
+        strides = cfg.get("strides") or cfg.get("pool_size")
+        return tuple(j * s for j, s in zip(jump, per_axis(strides)))
+    return jump
