@@ -4,22 +4,37 @@ Opset differences (attributes that became inputs, changed defaults) are resolved
 geometry rules stay opset-free. Small constant operands (pads, shapes, scales, axes) are folded
 from initializers, ``Constant`` nodes and short chains of integer ops; when an operand is only known
 through shape inference, ONNX shape inference runs once and the recorded shapes are used.
+
+The file is read by :mod:`.onnx_wire` (pure Python, weights never copied) and folding works on small
+Python lists: the normal path imports neither onnx nor numpy. The onnx package is only imported for
+the shape-inference fallback, whose result is read back with the same reader.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import struct
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from ..errors import ModelError, UsageError
 from ..ir import Graph, ModelInput, Node, Padding, Shape
-
-if TYPE_CHECKING:
-    import onnx
+from .onnx_wire import (
+    FLOAT,
+    INT32,
+    INT64,
+    Array,
+    GraphInfo,
+    ModelInfo,
+    NodeInfo,
+    TensorInfo,
+    ValueInfo,
+    read_model_bytes,
+    tensor_values,
+)
 
 #: Operands larger than this are never folded (weights are never read).
 FOLD_LIMIT = 4096
@@ -35,29 +50,29 @@ class Ctx:
     """What converters may consult."""
 
     opset: int
-    values: dict[str, np.ndarray]
+    values: dict[str, Array]
     shapes: dict[str, Shape]
     inferred: bool
     extra_notes: list[str] = field(default_factory=list)
 
-    def value(self, name: str | None) -> np.ndarray | None:
+    def value(self, name: str | None) -> Array | None:
         if not name:
             return None
         return self.values.get(name)
 
     def ints(self, name: str | None) -> tuple[int, ...] | None:
         v = self.value(name)
-        return None if v is None else tuple(int(x) for x in np.asarray(v).reshape(-1))
+        return None if v is None else tuple(int(x) for x in v.data)
 
     def floats(self, name: str | None) -> tuple[float, ...] | None:
         v = self.value(name)
-        return None if v is None else tuple(float(x) for x in np.asarray(v).reshape(-1))
+        return None if v is None else tuple(float(x) for x in v.data)
 
     def shape(self, name: str) -> Shape | None:
         return self.shapes.get(name)
 
 
-Converter = Callable[["onnx.NodeProto", dict[str, Any], Ctx, str], Node]
+Converter = Callable[[NodeInfo, dict[str, Any], Ctx, str], Node]
 CONVERTERS: dict[str, Converter] = {}
 
 
@@ -71,7 +86,7 @@ def converts(*op_types: str) -> Callable[[Converter], Converter]:
 
 
 def _node(
-    p: onnx.NodeProto,
+    p: NodeInfo,
     name: str,
     op: str,
     inputs: Sequence[str | None],
@@ -89,7 +104,7 @@ def _node(
     )
 
 
-def _arg(p: onnx.NodeProto, k: int) -> str | None:
+def _arg(p: NodeInfo, k: int) -> str | None:
     return p.input[k] if len(p.input) > k and p.input[k] else None
 
 
@@ -133,7 +148,7 @@ def _weight_shape(ctx: Ctx, name: str | None) -> Shape | None:
 
 
 @converts("Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "com.microsoft.FusedConv")
-def conv(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def conv(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     w_index = 3 if p.op_type == "QLinearConv" else 1
     w = _arg(p, w_index)
     wshape = None
@@ -169,7 +184,7 @@ def conv(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("MaxPool", "AveragePool", "LpPool", "QLinearAveragePool")
-def pool(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def pool(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     kernel = a.get("kernel_shape")
     if kernel is None:
         raise ModelError(f"node {name!r}: {p.op_type} without kernel_shape")
@@ -179,12 +194,12 @@ def pool(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "QLinearGlobalAveragePool")
-def global_pool(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def global_pool(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "reduce", [p.input[0]], list(p.input[1:]), axes_from=2, keepdims=True)
 
 
 @converts("Pad")
-def pad(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def pad(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     mode = a.get("mode", "constant")
     if ctx.opset < 11:
         raw: tuple[int, ...] | None = tuple(a.get("pads", a.get("paddings", ())))
@@ -202,7 +217,7 @@ def pad(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Slice")
-def slice_(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def slice_(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if ctx.opset < 10:
         starts, ends = a.get("starts"), a.get("ends")
         axes = a.get("axes")
@@ -225,7 +240,7 @@ def slice_(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Resize", "Upsample")
-def resize(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def resize(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     mode = a.get("mode", "nearest").lower()
     mode = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
     scales: tuple[float, ...] | None = None
@@ -262,7 +277,7 @@ def resize(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("SpaceToDepth", "DepthToSpace")
-def block(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def block(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     op = "space_to_depth" if p.op_type == "SpaceToDepth" else "depth_to_space"
     return _node(
         p,
@@ -294,7 +309,7 @@ REDUCE_OPS = (
 
 
 @converts(*REDUCE_OPS, "ArgMax", "ArgMin")
-def reduce(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def reduce(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     keep = bool(a.get("keepdims", 1))
     if p.op_type.startswith("Arg"):
         axes: tuple[int, ...] | None = (int(a.get("axis", 0)),)
@@ -310,7 +325,7 @@ def reduce(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Softmax", "LogSoftmax", "Hardmax")
-def softmax(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def softmax(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if ctx.opset < 13:  # coerced to 2-D: mixes every axis from `axis` on
         return _node(p, name, "mix", [p.input[0]], axes_from=int(a.get("axis", 1)))
     return _node(p, name, "mix", [p.input[0]], axes=(int(a.get("axis", -1)),))
@@ -323,7 +338,7 @@ def softmax(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     "LayerNormalization",
     "com.microsoft.SkipLayerNormalization",
 )
-def norm(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def norm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     data = [p.input[0]] + ([p.input[1]] if p.op_type == "SkipLayerNormalization" else [])
     params = list(p.input[len(data) :])
     if p.op_type == "MeanVarianceNormalization":
@@ -335,7 +350,7 @@ def norm(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Gemm")
-def gemm(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def gemm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     tb = bool(a.get("transB", 0))
     bshape = ctx.shape(p.input[1])
     units = None if bshape is None or len(bshape) != 2 else bshape[0 if tb else 1]
@@ -352,7 +367,7 @@ def gemm(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("MatMul", "MatMulInteger", "QLinearMatMul")
-def matmul(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def matmul(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     ia, ib = (0, 3) if p.op_type == "QLinearMatMul" else (0, 1)
     others = [x for k, x in enumerate(p.input) if k not in (ia, ib)]
     return _node(p, name, "matmul", [p.input[ia], p.input[ib]], others)
@@ -363,12 +378,12 @@ def matmul(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Flatten")
-def flatten(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def flatten(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "flatten", [p.input[0]], axis=int(a.get("axis", 1)))
 
 
 @converts("Reshape")
-def reshape(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def reshape(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     target = tuple(a["shape"]) if "shape" in a else ctx.ints(_arg(p, 1))
     return _node(
         p,
@@ -382,13 +397,13 @@ def reshape(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Transpose")
-def transpose(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def transpose(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     perm = tuple(a["perm"]) if "perm" in a else None
     return _node(p, name, "transpose", [p.input[0]], perm=perm)
 
 
 @converts("Squeeze", "Unsqueeze")
-def squeeze(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def squeeze(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if "axes" in a:
         axes: tuple[int, ...] | None = tuple(a["axes"])
     elif _arg(p, 1):
@@ -402,13 +417,13 @@ def squeeze(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Concat", "QLinearConcat")
-def concat(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def concat(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     data = list(p.input) if p.op_type == "Concat" else list(p.input[2::3])
     return _node(p, name, "concat", data, axis=int(a["axis"]))
 
 
 @converts("Split")
-def split(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def split(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     sizes = tuple(a["split"]) if "split" in a else ctx.ints(_arg(p, 1))
     return _node(
         p,
@@ -422,11 +437,11 @@ def split(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Gather")
-def gather(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def gather(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     idx = ctx.shape(p.input[1])
     v = ctx.value(p.input[1])
     if v is not None:
-        idx = tuple(np.asarray(v).shape)
+        idx = v.shape
     if idx is None:
         return _node(p, name, "unknown", [p.input[0]], [p.input[1]])
     return _node(
@@ -435,7 +450,7 @@ def gather(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Expand")
-def expand(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def expand(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     target = ctx.ints(_arg(p, 1))
     if target is None:
         return _node(p, name, "unknown", [p.input[0]], [p.input[1]])
@@ -443,7 +458,7 @@ def expand(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts("Shape", "Size")
-def shape_op(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def shape_op(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "shape", [])
 
 
@@ -456,7 +471,7 @@ def shape_op(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     "RandomNormal",
     "RandomUniform",
 )
-def constant(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def constant(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "constant", [], [])
 
 
@@ -549,7 +564,7 @@ ELEMENTWISE = (
 
 
 @converts(*ELEMENTWISE)
-def elementwise(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def elementwise(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if p.op_type in ("Clip",):
         return _node(p, name, "elementwise", [p.input[0]], list(p.input[1:]))
     if p.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
@@ -566,14 +581,14 @@ def elementwise(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> No
 
 
 @converts("BatchNormalization", "Dropout", "com.microsoft.BiasAdd")
-def first_input_pointwise(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def first_input_pointwise(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if p.op_type == "BatchNormalization" and a.get("training_mode", 0):
         return _node(p, name, "mix", [p.input[0]], list(p.input[1:]), axes=(0, 2, 3))
     return _node(p, name, "elementwise", [p.input[0]], list(p.input[1:]))
 
 
 @converts("DFT")
-def dft(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+def dft(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     axis = ctx.ints(_arg(p, 2)) if _arg(p, 2) else (int(a.get("axis", 1)),)
     if axis is None:
         return _node(p, name, "unknown", [p.input[0]], list(p.input[1:]))
@@ -582,152 +597,419 @@ def dft(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 # ---------------------------------------------------------------------------------------------
 # constant folding of small integer operands
+#
+# Values are small :class:`Array` s (flat Python lists with a shape and a numpy-style dtype). The
+# operations below follow the numpy calls this folding was first written with (broadcasting, type
+# promotion, integer wrap-around, float32/float16 rounding, floor division of integers, IEEE
+# division by zero), so that the folded operands are the same, without importing numpy.
+
+#: Exceptions that mean "not foldable" (invalid operands), never a failure of the analysis.
+#: numpy's most dimensions of an array: the folding this mirrors could not go beyond it.
+MAX_DIMS = 64
+INT64_MAX = (1 << 63) - 1
+_NOT_FOLDABLE = (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError)
+_TENSOR_ATTR_OPS = ("Constant", "ConstantOfShape")
 
 
-def _fold(p: onnx.NodeProto, a: dict[str, Any], ctx: Ctx) -> None:
+def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
     """Record the value (or just the shape) of a node's outputs when its operands are static."""
     op = p.op_type
-    vals = [ctx.value(x) if x else None for x in p.input]
     out = p.output[0] if p.output else None
     if out is None:
         return
     try:
         if op == "Constant":
-            v = _constant_value(a)
-            if v is not None:
-                ctx.shapes[out] = tuple(v.shape)
-                if v.size <= FOLD_LIMIT:
+            const = _constant_value(a)
+            if const is not None:
+                shape, v = const
+                ctx.shapes[out] = shape
+                if v is not None and v.size <= FOLD_LIMIT:
                     ctx.values[out] = v
             return
         if op == "ConstantOfShape":
             shp = ctx.ints(_arg(p, 0))
             if shp is not None:
                 ctx.shapes[out] = shp
-                if int(np.prod(shp)) <= FOLD_LIMIT:
+                n = math.prod(shp)
+                if n <= FOLD_LIMIT:
                     fill = a.get("value")
-                    base = fill.reshape(-1)[:1] if isinstance(fill, np.ndarray) else np.zeros(1)
-                    ctx.values[out] = np.full(shp, base[0], dtype=base.dtype)
+                    v = _small_tensor(fill) if isinstance(fill, TensorInfo) else None
+                    base = v if v is not None else Array((1,), [0.0], "f8")
+                    first = base.data[0]  # IndexError for an empty value: not foldable
+                    _check_shape(shp, base.dtype)
+                    ctx.values[out] = Array(shp, [first] * n, base.dtype)
             return
         if op == "Shape":
             src = ctx.shape(p.input[0])
             if src is not None and all(d is not None for d in src):
-                v = np.array(src, dtype=np.int64)
                 start, end = int(a.get("start", 0)), a.get("end")
-                ctx.values[out] = v[start:end]
-                ctx.shapes[out] = tuple(ctx.values[out].shape)
+                dims = [d for d in src if d is not None]
+                if any(not -INT64_MAX - 1 <= d <= INT64_MAX for d in dims):
+                    raise OverflowError("dimension out of the int64 range")
+                dims = dims[start:end]
+                ctx.values[out] = Array((len(dims),), dims, "i8")
+                ctx.shapes[out] = (len(dims),)
             return
-        if any(v is None for v in vals) or not vals:
+        vals = [ctx.value(x) if x else None for x in p.input]
+        if not vals or any(v is None for v in vals):
             return
-        res = _fold_op(op, a, vals, ctx.opset)
+        res = _fold_op(op, a, [v for v in vals if v is not None], ctx.opset)
         if res is not None and res.size <= FOLD_LIMIT:
+            _check_shape(res.shape, res.dtype)
             ctx.values[out] = res
-            ctx.shapes[out] = tuple(res.shape)
-    except (ValueError, IndexError, TypeError, OverflowError, ZeroDivisionError):
+            ctx.shapes[out] = res.shape
+    except _NOT_FOLDABLE:
         return
 
 
-def _fold_op(op: str, a: dict[str, Any], v: list[Any], opset: int) -> np.ndarray | None:
-    if op in ("Identity", "Cast"):
-        return np.asarray(v[0])
+def _fold_op(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    """The value of ``op`` applied to static operands, or ``None`` if it is not folded (other
+    ops, or a result over :data:`FOLD_LIMIT` elements). Raises one of :data:`_NOT_FOLDABLE` for
+    operands the op rejects."""
+    if op in ("Identity", "Cast"):  # Cast keeps the values: they are only read as ints/floats
+        return v[0]
     if op == "Unsqueeze":
-        axes: list[int] = (
-            list(a["axes"]) if "axes" in a else [int(x) for x in np.asarray(v[1]).reshape(-1)]
-        )
-        out = np.asarray(v[0])
-        rank = out.ndim + len(axes)
-        for ax in sorted(x % rank for x in axes):
-            out = np.expand_dims(out, ax)
-        return out
+        axes: list[Any] = list(a["axes"]) if "axes" in a else [int(x) for x in v[1].data]
+        x = v[0]
+        rank = x.ndim + len(axes)
+        shape = list(x.shape)
+        for ax in sorted(k % rank for k in axes):
+            if ax > len(shape):
+                raise ValueError("axis out of range")
+            shape.insert(ax, 1)
+        return Array(tuple(shape), x.data, x.dtype)
     if op == "Squeeze":
-        sq_axes = (
-            a.get("axes")
-            if "axes" in a
-            else ([int(x) for x in np.asarray(v[1]).reshape(-1)] if len(v) > 1 else None)
-        )
-        return np.squeeze(np.asarray(v[0]), axis=tuple(sq_axes) if sq_axes is not None else None)
+        if "axes" in a:
+            sq_axes = a.get("axes")
+        else:
+            sq_axes = [int(x) for x in v[1].data] if len(v) > 1 else None
+        return _squeeze(v[0], None if sq_axes is None else tuple(sq_axes))
     if op == "Concat":
-        return np.concatenate([np.atleast_1d(x) for x in v], axis=int(a["axis"]))
+        return _concat(v, int(a["axis"]))
     if op == "Gather":
-        return np.take(np.asarray(v[0]), np.asarray(v[1]), axis=int(a.get("axis", 0)))
+        return _gather(v[0], v[1], int(a.get("axis", 0)))
     if op in ("Add", "Sub", "Mul", "Div"):
-        x, y = np.asarray(v[0]), np.asarray(v[1])
-        if op == "Div" and x.dtype.kind in "iu":
-            return np.asarray(x // y)
-        return np.asarray(
-            {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op](x, y)
-        )
+        return _arith(op, v[0], v[1])
     if op == "Slice" and opset >= 10:
-        data = np.asarray(v[0])
-        starts, ends = np.asarray(v[1]).reshape(-1), np.asarray(v[2]).reshape(-1)
-        sl_axes = np.asarray(v[3]).reshape(-1) if len(v) > 3 else np.arange(len(starts))
-        steps = np.asarray(v[4]).reshape(-1) if len(v) > 4 else np.ones(len(starts), np.int64)
-        idx: list[Any] = [slice(None)] * data.ndim
+        data = v[0]
+        starts, ends = v[1].data, v[2].data
+        sl_axes = v[3].data if len(v) > 3 else list(range(len(starts)))
+        steps = v[4].data if len(v) > 4 else [1] * len(starts)
+        idx: list[slice | None] = [None] * data.ndim
         for ax, s, e, st in zip(sl_axes, starts, ends, steps):
             idx[int(ax)] = slice(int(s), int(min(e, BIG)), int(st))
-        return np.asarray(data[tuple(idx)])
+        ranges = [
+            range(n) if sl is None else range(*sl.indices(n)) for sl, n in zip(idx, data.shape)
+        ]
+        flat = [0]
+        for r, stride in zip(ranges, _strides(data.shape)):
+            flat = [i + j * stride for i in flat for j in r]
+        return Array(tuple(len(r) for r in ranges), [data.data[i] for i in flat], data.dtype)
     if op == "Reshape":
-        target = [int(x) for x in np.asarray(v[1]).reshape(-1)]
-        data = np.asarray(v[0])
+        target = [int(x) for x in v[1].data]
+        data = v[0]
         target = [data.shape[k] if t == 0 else t for k, t in enumerate(target)]
-        return data.reshape(target)
+        return _reshape(data, target)
     return None
 
 
-def _constant_value(a: dict[str, Any]) -> np.ndarray | None:
+def _constant_value(a: dict[str, Any]) -> tuple[Shape, Array | None] | None:
+    """The shape and (when small and numeric) the value of a ``Constant`` node."""
     for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
         if key in a:
-            return np.asarray(a[key])
+            x = a[key]
+            if isinstance(x, TensorInfo):
+                if any(d < 0 for d in x.dims):
+                    return None
+                return x.dims, _small_tensor(x)
+            return _as_array(x)
     return None
+
+
+def _as_array(x: Any) -> tuple[Shape, Array | None]:
+    """A non-tensor attribute value as numpy's ``asarray`` shapes it (strings get no value)."""
+    if isinstance(x, tuple):
+        shape: Shape = (len(x),)
+        if all(type(e) is int for e in x) and x:
+            return shape, Array((len(x),), list(x), "i8")
+        if all(type(e) in (int, float) for e in x):
+            return shape, Array((len(x),), [float(e) for e in x], "f8")
+        return shape, None
+    if type(x) is int:
+        return (), Array((), [x], "i8")
+    if type(x) is float:
+        return (), Array((), [x], "f8")
+    return (), None
+
+
+def _check_shape(shape: Sequence[int], dtype: str) -> None:
+    """Raise ValueError for a shape numpy cannot give an array: negative sizes, more than
+    :data:`MAX_DIMS` axes, or more bytes (counting non-zero sizes only) than an int64 holds."""
+    if len(shape) > MAX_DIMS or min(shape, default=0) < 0:
+        raise ValueError("invalid array shape")
+    if math.prod(d for d in shape if d) * _ITEM[dtype] > INT64_MAX:
+        raise ValueError("array is too big")
+
+
+def _strides(shape: Sequence[int]) -> list[int]:
+    out = [1] * len(shape)
+    for k in range(len(shape) - 2, -1, -1):
+        out[k] = out[k + 1] * shape[k + 1]
+    return out
+
+
+def _reshape(x: Array, target: list[int]) -> Array:
+    if any(not -INT64_MAX - 1 <= t <= INT64_MAX for t in target):
+        raise OverflowError("reshape target out of the int64 range")
+    unknown = [k for k, t in enumerate(target) if t < 0]  # numpy: any negative size is -1
+    if len(unknown) > 1:
+        raise ValueError("can only specify one unknown dimension")
+    known = math.prod(t for t in target if t >= 0)
+    if unknown:
+        if known == 0 or x.size % known:
+            raise ValueError("cannot reshape")
+        target[unknown[0]] = x.size // known
+    elif known != x.size:
+        raise ValueError("cannot reshape")
+    return Array(tuple(target), x.data, x.dtype)
+
+
+def _norm_axis(ax: int, ndim: int) -> int:
+    if not -ndim <= ax < ndim:
+        raise ValueError(f"axis {ax} out of range")
+    return ax % ndim
+
+
+def _squeeze(x: Array, axes: tuple[Any, ...] | None) -> Array:
+    if axes is None:
+        return Array(tuple(d for d in x.shape if d != 1), x.data, x.dtype)
+    drop: set[int] = set()
+    for ax in axes:
+        k = _norm_axis(_axis_int(ax), x.ndim)
+        if k in drop or x.shape[k] != 1:
+            raise ValueError("cannot squeeze")
+        drop.add(k)
+    return Array(tuple(d for k, d in enumerate(x.shape) if k not in drop), x.data, x.dtype)
+
+
+def _axis_int(x: Any) -> int:
+    """``x`` as an axis: ints only (numpy rejects float axes)."""
+    if type(x) is not int:
+        raise TypeError("axis must be an integer")
+    return x
+
+
+def _concat(arrays: list[Array], axis: int) -> Array:
+    parts = [x if x.ndim else Array((1,), x.data, x.dtype) for x in arrays]
+    nd = parts[0].ndim
+    if any(x.ndim != nd for x in parts):
+        raise ValueError("concatenated arrays differ in rank")
+    axis = _norm_axis(axis, nd)
+    base = parts[0].shape
+    for x in parts:
+        if x.shape[:axis] != base[:axis] or x.shape[axis + 1 :] != base[axis + 1 :]:
+            raise ValueError("concatenated arrays differ in shape")
+    dtype = parts[0].dtype
+    for x in parts[1:]:
+        dtype = _promote(dtype, x.dtype)
+    datas = [_cast(x.data, x.dtype, dtype) for x in parts]
+    shape = (*base[:axis], sum(x.shape[axis] for x in parts), *base[axis + 1 :])
+    outer, inner = math.prod(base[:axis]), math.prod(base[axis + 1 :])
+    out: list[Any] = []
+    for o in range(outer):
+        for x, data in zip(parts, datas):
+            chunk = x.shape[axis] * inner
+            out.extend(data[o * chunk : (o + 1) * chunk])
+    return Array(shape, out, dtype)
+
+
+def _gather(data: Array, indices: Array, axis: int) -> Array | None:
+    if indices.dtype[0] == "f":
+        raise TypeError("float indices")
+    if not data.ndim:  # numpy takes from a 0-d array as from a 1-d one
+        data = Array((1,), data.data, data.dtype)
+    axis = _norm_axis(axis, data.ndim)
+    shape = (*data.shape[:axis], *indices.shape, *data.shape[axis + 1 :])
+    if math.prod(shape) > FOLD_LIMIT:
+        return None
+    n = data.shape[axis]
+    outer, inner = math.prod(data.shape[:axis]), math.prod(data.shape[axis + 1 :])
+    if not outer:  # numpy checks the indices only as it takes: here it takes nothing
+        return Array(shape, [], data.dtype)
+    idx = []
+    for i in indices.data:
+        if not -n <= i < n:
+            raise IndexError("index out of range")
+        idx.append(i % n)
+    out: list[Any] = []
+    for o in range(outer):
+        for i in idx:
+            s = (o * n + i) * inner
+            out.extend(data.data[s : s + inner])
+    return Array(shape, out, data.dtype)
+
+
+def _broadcast_index(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """For each element of the broadcast shape ``out`` (row-major), the flat index of the element
+    of an array of ``shape`` (already padded to the same rank) it reads."""
+    strides = _strides(shape)
+    flat = [0]
+    for d, n, st in zip(shape, out, strides):
+        step = 0 if d == 1 else st
+        flat = [i + j * step for i in flat for j in range(n)]
+    return flat
+
+
+_INT_BITS = {"i1": 8, "i2": 16, "i4": 32, "i8": 64, "u1": 8, "u2": 16, "u4": 32, "u8": 64}
+_ITEM = {"b1": 1, "f2": 2, "f4": 4, "f8": 8, **{k: v // 8 for k, v in _INT_BITS.items()}}
+
+
+def _promote(a: str, b: str) -> str:
+    """numpy's result type of two arrays of dtypes ``a`` and ``b``."""
+    if a == b or b == "b1":
+        return a
+    if a == "b1":
+        return b
+    if a[0] == "f" or b[0] == "f":
+        f, other = (a, b) if a[0] == "f" else (b, a)
+        if other[0] != "f":  # the smallest float that holds the integer type
+            other = "f2" if _ITEM[other] == 1 else "f4" if _ITEM[other] == 2 else "f8"
+        return f if _ITEM[f] >= _ITEM[other] else other
+    if a[0] == b[0]:
+        return a if _ITEM[a] >= _ITEM[b] else b
+    signed, unsigned = (a, b) if a[0] == "i" else (b, a)
+    if _ITEM[signed] > _ITEM[unsigned]:
+        return signed
+    return {1: "i2", 2: "i4", 4: "i8"}.get(_ITEM[unsigned], "f8")
+
+
+def _cast(data: list[Any], src: str, dst: str) -> list[Any]:
+    """Values of dtype ``src`` as ``dst`` (a promotion: never narrower)."""
+    if src == dst or dst[0] != "f":
+        return data
+    return _fit([float(x) for x in data], dst)
+
+
+def _half(x: float) -> float:
+    try:
+        return float(struct.unpack("<e", struct.pack("<e", x))[0])
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def _fit(data: list[Any], dtype: str) -> list[Any]:
+    """Round floats to the dtype's precision, wrap integers to its range (as numpy stores)."""
+    if dtype == "f8":
+        return data
+    if dtype == "f4":
+        return array("f", data).tolist()
+    if dtype == "f2":
+        return [_half(x) for x in data]
+    if dtype == "b1":
+        return data
+    bits = _INT_BITS[dtype]
+    if dtype[0] == "u":
+        mask = (1 << bits) - 1
+        return [x & mask for x in data]
+    half = 1 << (bits - 1)
+    return [x if -half <= x < half else ((x + half) & (2 * half - 1)) - half for x in data]
+
+
+def _ieee_div(x: float, y: float) -> float:
+    if y:
+        return x / y
+    if x != x or x == 0:
+        return math.nan
+    return math.copysign(math.inf, x) * math.copysign(1.0, y)
+
+
+def _float_floordiv(x: float, y: float) -> float:
+    return x // y if y else _ieee_div(x, y)
+
+
+def _int_floordiv(x: int, y: int) -> int:
+    return x // y if y else 0
+
+
+_ARITH_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "Add": lambda x, y: x + y,
+    "Sub": lambda x, y: x - y,
+    "Mul": lambda x, y: x * y,
+}
+_BOOL_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "Add": lambda x, y: 1 if x or y else 0,
+    "Mul": lambda x, y: 1 if x and y else 0,
+}
+
+
+def _arith(op: str, x: Array, y: Array) -> Array | None:
+    nd = max(x.ndim, y.ndim)
+    px = (1,) * (nd - x.ndim) + x.shape
+    py = (1,) * (nd - y.ndim) + y.shape
+    shape = []
+    for dx, dy in zip(px, py):
+        if dx == dy or dy == 1:
+            shape.append(dx)
+        elif dx == 1:
+            shape.append(dy)
+        else:
+            raise ValueError("operands could not be broadcast together")
+    out = tuple(shape)
+    if math.prod(out) > FOLD_LIMIT:
+        return None
+    dtype = _promote(x.dtype, y.dtype)
+    xs, ys = _cast(x.data, x.dtype, dtype), _cast(y.data, y.dtype, dtype)
+    if px != out:
+        xs = [xs[i] for i in _broadcast_index(px, out)]
+    if py != out:
+        ys = [ys[i] for i in _broadcast_index(py, out)]
+    fn: Callable[[Any, Any], Any]
+    if op == "Div" and x.dtype[0] in "iu":  # integer dividend: floor division
+        fn = _float_floordiv if dtype[0] == "f" else _int_floordiv
+    elif op == "Div":  # true division: float64 unless the operands are floats already
+        if dtype[0] != "f":
+            dtype = "f8"
+            xs, ys = [float(a) for a in xs], [float(b) for b in ys]
+        fn = _ieee_div
+    elif dtype == "b1":  # numpy: logical or / and; no boolean subtract
+        if op == "Sub":
+            raise TypeError("boolean subtract")
+        fn = _BOOL_OPS[op]
+    else:
+        fn = _ARITH_OPS[op]
+    return Array(out, _fit([fn(a, b) for a, b in zip(xs, ys)], dtype), dtype)
 
 
 # ---------------------------------------------------------------------------------------------
 # loading
 
 
-def _attrs(p: onnx.NodeProto) -> dict[str, Any]:
-    import onnx
-
-    out: dict[str, Any] = {}
-    for at in p.attribute:
-        t = at.type
-        if t == onnx.AttributeProto.INT:
-            out[at.name] = int(at.i)
-        elif t == onnx.AttributeProto.INTS:
-            out[at.name] = tuple(int(x) for x in at.ints)
-        elif t == onnx.AttributeProto.FLOAT:
-            out[at.name] = float(at.f)
-        elif t == onnx.AttributeProto.FLOATS:
-            out[at.name] = tuple(float(x) for x in at.floats)
-        elif t == onnx.AttributeProto.STRING:
-            out[at.name] = at.s.decode("utf-8", "replace")
-        elif t == onnx.AttributeProto.STRINGS:
-            out[at.name] = tuple(s.decode("utf-8", "replace") for s in at.strings)
-        elif t == onnx.AttributeProto.TENSOR and p.op_type in ("Constant", "ConstantOfShape"):
-            out[at.name] = _small_tensor(at.t)
-    return out
+def _attrs(p: NodeInfo) -> dict[str, Any]:
+    """The node's attributes; tensor-valued ones only for ``Constant``/``ConstantOfShape``."""
+    a = p.attrs
+    if p.op_type not in _TENSOR_ATTR_OPS and any(type(x) is TensorInfo for x in a.values()):
+        return {k: x for k, x in a.items() if type(x) is not TensorInfo}
+    return a
 
 
-def _small_tensor(t: onnx.TensorProto) -> np.ndarray | None:
-    from onnx import numpy_helper
-
-    n = int(np.prod(t.dims)) if t.dims else 1
-    if n > FOLD_LIMIT or t.data_location == 1:  # external data is never read
-        return np.zeros(tuple(t.dims), dtype=np.float32) if n <= FOLD_LIMIT else None
-    arr: np.ndarray = numpy_helper.to_array(t)
-    return arr
-
-
-def _type_shape(vi: onnx.ValueInfoProto) -> Shape | None:
-    tt = vi.type.tensor_type
-    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+def _small_tensor(t: TensorInfo) -> Array | None:
+    """The values of a tensor of at most :data:`FOLD_LIMIT` elements (external data is never
+    read: zeros stand in for it)."""
+    n = t.size
+    if n > FOLD_LIMIT or any(d < 0 for d in t.dims):
         return None
-    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+    if t.external:
+        return Array(t.dims, [0.0] * n, "f4")
+    return tensor_values(t)
 
 
-def read_model(path: str) -> onnx.ModelProto:
-    import onnx
-    from google.protobuf.message import DecodeError
+def _int_list(x: Any) -> list[int] | None:
+    if isinstance(x, tuple) and x and all(type(v) is int for v in x):
+        return list(x)
+    return None
 
+
+def _read_bytes(path: str) -> bytes:
     if not os.path.exists(path):
         raise ModelError("no such file", path)
     if os.path.isdir(path):
@@ -739,17 +1021,37 @@ def read_model(path: str) -> onnx.ModelProto:
         raise ModelError(f"cannot read file ({exc.strerror})", path) from exc
     if not data:
         raise ModelError("empty file, not an ONNX model", path)
+    return data
+
+
+def parse_model(data: bytes, path: str) -> ModelInfo:
+    """Read the serialized model ``data`` (of file ``path``) and check that it is a model."""
     try:
-        model = onnx.load_model_from_string(data)
-    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"not a valid ONNX model (cannot parse protobuf: {exc})", path) from exc
-    except RecursionError as exc:
-        raise ModelError("not a valid ONNX model (nesting too deep)", path) from exc
-    if model.ir_version <= 0 or not model.HasField("graph"):
+        model = read_model_bytes(data)
+    except ModelError as exc:
+        raise ModelError(exc.message, path) from None
+    if model.ir_version <= 0 or model.graph is None:
         raise ModelError("not an ONNX model (no IR version or no graph)", path)
     if not model.graph.node:
         raise ModelError("the ONNX graph has no nodes", path)
     return model
+
+
+def read_model(path: str) -> ModelInfo:
+    return parse_model(_read_bytes(path), path)
+
+
+def infer_shapes(data: bytes, path: str) -> bytes:
+    """``data`` after ONNX shape inference (with data propagation), serialized again: the only
+    use of the onnx package."""
+    import onnx
+
+    try:
+        model = onnx.shape_inference.infer_shapes(data, data_prop=True)
+        inferred: bytes = model.SerializeToString()
+    except Exception as exc:  # shape inference raises several private error types
+        raise ModelError(f"ONNX shape inference failed: {exc}".splitlines()[0], path) from exc
+    return inferred
 
 
 def load_onnx(
@@ -758,17 +1060,23 @@ def load_onnx(
     input_shape: Shape | None = None,
     layout: str = "auto",
 ) -> Graph:
-    model = read_model(path)
+    return load_onnx_bytes(_read_bytes(path), path, input_name, input_shape, layout)
+
+
+def load_onnx_bytes(
+    data: bytes,
+    path: str,
+    input_name: str | None = None,
+    input_shape: Shape | None = None,
+    layout: str = "auto",
+) -> Graph:
+    """:func:`load_onnx` of a file's contents (``path`` names it in messages)."""
+    model = parse_model(data, path)
     try:
         return _convert(model, path, input_name, input_shape, layout, inferred=False)
     except NeedsInference:
         pass
-    import onnx
-
-    try:
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as exc:  # shape inference raises several private error types
-        raise ModelError(f"ONNX shape inference failed: {exc}".splitlines()[0], path) from exc
+    model = parse_model(infer_shapes(data, path), path)
     try:
         return _convert(model, path, input_name, input_shape, layout, inferred=True)
     except NeedsInference as exc:  # pragma: no cover - inferred=True never raises it
@@ -776,34 +1084,33 @@ def load_onnx(
 
 
 def _convert(
-    model: onnx.ModelProto,
+    model: ModelInfo,
     path: str,
     input_name: str | None,
     input_shape: Shape | None,
     layout: str,
     inferred: bool,
 ) -> Graph:
-    import onnx
-
     g = model.graph
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    assert g is not None  # parse_model checked it
+    opset = next((v for d, v in model.opset_import if d in ("", "ai.onnx")), 1)
     init_names = {t.name for t in g.initializer}
     shapes: dict[str, Shape] = {}
-    values: dict[str, np.ndarray] = {}
+    values: dict[str, Array] = {}
     for t in g.initializer:
-        shapes[t.name] = tuple(int(d) for d in t.dims)
-        small_float = t.data_type == onnx.TensorProto.FLOAT and int(np.prod(t.dims or [1])) <= 16
-        if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) or small_float:
+        shapes[t.name] = t.dims
+        dt = t.data_type
+        if dt in (INT64, INT32) or (dt == FLOAT and t.size <= 16):
             v = _small_tensor(t)
             if v is not None:
                 values[t.name] = v
     for vi in (*g.value_info, *g.output, *g.input):
-        shp = _type_shape(vi)
+        shp = vi.shape
         if shp is not None and vi.name not in init_names:
             shapes[vi.name] = shp
     real_inputs = [vi for vi in g.input if vi.name not in init_names]
     image = _pick_input(real_inputs, input_name, path)
-    shape = _type_shape(image)
+    shape = image.shape
     if input_shape is not None:
         if shape is not None and len(shape) != len(input_shape):
             raise UsageError(
@@ -872,9 +1179,7 @@ def _convert(
     )
 
 
-def _pick_input(
-    inputs: list[onnx.ValueInfoProto], name: str | None, path: str
-) -> onnx.ValueInfoProto:
+def _pick_input(inputs: list[ValueInfo], name: str | None, path: str) -> ValueInfo:
     if name is not None:
         for vi in inputs:
             if vi.name == name:
@@ -885,14 +1190,14 @@ def _pick_input(
         raise ModelError("the graph has no inputs", path)
     if len(inputs) == 1:
         return inputs[0]
-    spatial = [vi for vi in inputs if (s := _type_shape(vi)) is not None and len(s) >= 3]
+    spatial = [vi for vi in inputs if (s := vi.shape) is not None and len(s) >= 3]
     if len(spatial) == 1:
         return spatial[0]
     names = ", ".join(repr(vi.name) for vi in (spatial or inputs))
     raise UsageError(f"several candidate image inputs ({names}): choose one with --input", path)
 
 
-def _layout(layout: str, g: onnx.GraphProto, name: str, rank: int) -> str:
+def _layout(layout: str, g: GraphInfo, name: str, rank: int) -> str:
     nsp = rank - 2
     letters = {1: "W", 2: "HW", 3: "DHW"}.get(nsp, "S" * nsp)
     chosen = layout.lower()
@@ -901,10 +1206,7 @@ def _layout(layout: str, g: onnx.GraphProto, name: str, rank: int) -> str:
         first = [p for p in g.node if name in p.input]
         chosen = "nchw"
         if first and all(
-            p.op_type == "Transpose"
-            and [at.ints for at in p.attribute if at.name == "perm"]
-            and list(next(at.ints for at in p.attribute if at.name == "perm")) == nhwc_perm
-            for p in first
+            p.op_type == "Transpose" and _int_list(p.attrs.get("perm")) == nhwc_perm for p in first
         ):
             chosen = "nhwc"
     if chosen in ("nchw", "ncw", "ncdhw", "channels_first"):
