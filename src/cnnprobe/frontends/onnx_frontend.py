@@ -54,11 +54,21 @@ class Ctx:
     shapes: dict[str, Shape]
     inferred: bool
     extra_notes: list[str] = field(default_factory=list)
+    #: Initializers whose values are decoded on first use (most are never asked for): per name,
+    #: in file order; the last one that decodes is the value.
+    pending: dict[str, list[TensorInfo]] = field(default_factory=dict)
 
     def value(self, name: str | None) -> Array | None:
         if not name:
             return None
-        return self.values.get(name)
+        v = self.values.get(name)
+        if v is None and name in self.pending:
+            for t in reversed(self.pending.pop(name)):
+                v = _small_tensor(t)
+                if v is not None:
+                    self.values[name] = v
+                    break
+        return v
 
     def ints(self, name: str | None) -> tuple[int, ...] | None:
         v = self.value(name)
@@ -650,10 +660,15 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
                 ctx.values[out] = Array((len(dims),), dims, "i8")
                 ctx.shapes[out] = (len(dims),)
             return
-        vals = [ctx.value(x) if x else None for x in p.input]
-        if not vals or any(v is None for v in vals):
+        vals = []
+        for x in p.input:  # all operands static, or no folding
+            v = ctx.value(x) if x else None
+            if v is None:
+                return
+            vals.append(v)
+        if not vals:
             return
-        res = _fold_op(op, a, [v for v in vals if v is not None], ctx.opset)
+        res = _fold_op(op, a, vals, ctx.opset)
         if res is not None and res.size <= FOLD_LIMIT:
             _check_shape(res.shape, res.dtype)
             ctx.values[out] = res
@@ -701,10 +716,13 @@ def _fold_op(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | 
         ranges = [
             range(n) if sl is None else range(*sl.indices(n)) for sl, n in zip(idx, data.shape)
         ]
+        out_shape = tuple(len(r) for r in ranges)
+        if not math.prod(out_shape):  # settled by the shape: sizes may be huge next to a 0
+            return Array(out_shape, [], data.dtype)
         flat = [0]
         for r, stride in zip(ranges, _strides(data.shape)):
             flat = [i + j * stride for i in flat for j in r]
-        return Array(tuple(len(r) for r in ranges), [data.data[i] for i in flat], data.dtype)
+        return Array(out_shape, [data.data[i] for i in flat], data.dtype)
     if op == "Reshape":
         target = [int(x) for x in v[1].data]
         data = v[0]
@@ -814,6 +832,8 @@ def _concat(arrays: list[Array], axis: int) -> Array:
         dtype = _promote(dtype, x.dtype)
     datas = [_cast(x.data, x.dtype, dtype) for x in parts]
     shape = (*base[:axis], sum(x.shape[axis] for x in parts), *base[axis + 1 :])
+    if not math.prod(shape):
+        return Array(shape, [], dtype)
     outer, inner = math.prod(base[:axis]), math.prod(base[axis + 1 :])
     out: list[Any] = []
     for o in range(outer):
@@ -834,13 +854,14 @@ def _gather(data: Array, indices: Array, axis: int) -> Array | None:
         return None
     n = data.shape[axis]
     outer, inner = math.prod(data.shape[:axis]), math.prod(data.shape[axis + 1 :])
-    if not outer:  # numpy checks the indices only as it takes: here it takes nothing
-        return Array(shape, [], data.dtype)
     idx = []
-    for i in indices.data:
-        if not -n <= i < n:
-            raise IndexError("index out of range")
-        idx.append(i % n)
+    if outer:  # numpy checks the indices as it takes, once per outer index
+        for i in indices.data:
+            if not -n <= i < n:
+                raise IndexError("index out of range")
+            idx.append(i % n)
+    if not math.prod(shape):
+        return Array(shape, [], data.dtype)
     out: list[Any] = []
     for o in range(outer):
         for i in idx:
@@ -958,18 +979,11 @@ def _arith(op: str, x: Array, y: Array) -> Array | None:
     if math.prod(out) > FOLD_LIMIT:
         return None
     dtype = _promote(x.dtype, y.dtype)
-    xs, ys = _cast(x.data, x.dtype, dtype), _cast(y.data, y.dtype, dtype)
-    if px != out:
-        xs = [xs[i] for i in _broadcast_index(px, out)]
-    if py != out:
-        ys = [ys[i] for i in _broadcast_index(py, out)]
     fn: Callable[[Any, Any], Any]
     if op == "Div" and x.dtype[0] in "iu":  # integer dividend: floor division
         fn = _float_floordiv if dtype[0] == "f" else _int_floordiv
     elif op == "Div":  # true division: float64 unless the operands are floats already
-        if dtype[0] != "f":
-            dtype = "f8"
-            xs, ys = [float(a) for a in xs], [float(b) for b in ys]
+        dtype = dtype if dtype[0] == "f" else "f8"
         fn = _ieee_div
     elif dtype == "b1":  # numpy: logical or / and; no boolean subtract
         if op == "Sub":
@@ -977,6 +991,13 @@ def _arith(op: str, x: Array, y: Array) -> Array | None:
         fn = _BOOL_OPS[op]
     else:
         fn = _ARITH_OPS[op]
+    if not math.prod(out):  # settled by the shape: sizes may be huge next to a 0
+        return Array(out, [], dtype)
+    xs, ys = _cast(x.data, x.dtype, dtype), _cast(y.data, y.dtype, dtype)
+    if px != out:
+        xs = [xs[i] for i in _broadcast_index(px, out)]
+    if py != out:
+        ys = [ys[i] for i in _broadcast_index(py, out)]
     return Array(out, _fit([fn(a, b) for a, b in zip(xs, ys)], dtype), dtype)
 
 
@@ -1096,14 +1117,12 @@ def _convert(
     opset = next((v for d, v in model.opset_import if d in ("", "ai.onnx")), 1)
     init_names = {t.name for t in g.initializer}
     shapes: dict[str, Shape] = {}
-    values: dict[str, Array] = {}
+    pending: dict[str, list[TensorInfo]] = {}
     for t in g.initializer:
         shapes[t.name] = t.dims
         dt = t.data_type
         if dt in (INT64, INT32) or (dt == FLOAT and t.size <= 16):
-            v = _small_tensor(t)
-            if v is not None:
-                values[t.name] = v
+            pending.setdefault(t.name, []).append(t)
     for vi in (*g.value_info, *g.output, *g.input):
         shp = vi.shape
         if shp is not None and vi.name not in init_names:
@@ -1138,7 +1157,7 @@ def _convert(
             path,
         )
     shapes[image.name] = shape
-    ctx = Ctx(opset, values, shapes, inferred)
+    ctx = Ctx(opset, {}, shapes, inferred, pending=pending)
     nodes: list[Node] = []
     used: set[str] = set()
     constants = set(init_names)
