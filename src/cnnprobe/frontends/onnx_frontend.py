@@ -1062,12 +1062,27 @@ def read_model(path: str) -> ModelInfo:
     return parse_model(_read_bytes(path), path)
 
 
-def infer_shapes(data: bytes, path: str) -> bytes:
+def infer_shapes(data: bytes, path: str, fixed: dict[str, Shape] | None = None) -> bytes:
     """``data`` after ONNX shape inference (with data propagation), serialized again: the only
-    use of the onnx package."""
+    use of the onnx package. ``fixed`` gives concrete shapes to graph inputs first (the analysed
+    input's size, its batch taken as 1), so that shape arithmetic folds to numbers."""
     import onnx
 
     try:
+        if fixed:
+            proto = onnx.load_model_from_string(data)
+            for vi in proto.graph.input:
+                dims = fixed.get(vi.name)
+                if dims is None or not vi.type.HasField("tensor_type"):
+                    continue
+                shape = vi.type.tensor_type.shape
+                if len(shape.dim) != len(dims):
+                    continue
+                for dim, d in zip(shape.dim, dims):
+                    if d is not None:
+                        dim.Clear()
+                        dim.dim_value = d
+            data = proto.SerializeToString()
         model = onnx.shape_inference.infer_shapes(data, data_prop=True)
         inferred: bytes = model.SerializeToString()
     except Exception as exc:  # shape inference raises several private error types
@@ -1084,6 +1099,24 @@ def load_onnx(
     return load_onnx_bytes(_read_bytes(path), path, input_name, input_shape, layout)
 
 
+#: IR kinds whose output depends on an operand that must be static, and the attribute holding it
+STATIC_OPERANDS = {
+    "reshape": ("target",),
+    "slice": ("slices",),
+    "pad": ("pads",),
+    "resize": ("scales", "sizes"),
+}
+
+
+def _operand_unknown(node: Node, shapes: dict[str, Shape]) -> bool:
+    """An operand is computed at run time and the file records no output shape: ONNX shape
+    inference (with data propagation) can usually resolve it."""
+    keys = STATIC_OPERANDS.get(node.op)
+    if keys is None or any(node.attrs.get(k) is not None for k in keys):
+        return False
+    return not node.outputs or node.outputs[0] not in shapes
+
+
 def load_onnx_bytes(
     data: bytes,
     path: str,
@@ -1093,13 +1126,14 @@ def load_onnx_bytes(
 ) -> Graph:
     """:func:`load_onnx` of a file's contents (``path`` names it in messages)."""
     model = parse_model(data, path)
+    fixed: dict[str, Shape] = {}
     try:
-        return _convert(model, path, input_name, input_shape, layout, inferred=False)
+        return _convert(model, path, input_name, input_shape, layout, False, fixed)
     except NeedsInference:
         pass
-    model = parse_model(infer_shapes(data, path), path)
+    model = parse_model(infer_shapes(data, path, fixed), path)
     try:
-        return _convert(model, path, input_name, input_shape, layout, inferred=True)
+        return _convert(model, path, input_name, input_shape, layout, True, fixed)
     except NeedsInference as exc:  # pragma: no cover - inferred=True never raises it
         raise ModelError(f"shape of {exc} is unknown", path) from exc
 
@@ -1111,6 +1145,7 @@ def _convert(
     input_shape: Shape | None,
     layout: str,
     inferred: bool,
+    fixed: dict[str, Shape] | None = None,
 ) -> Graph:
     g = model.graph
     assert g is not None  # parse_model checked it
@@ -1156,7 +1191,14 @@ def _convert(
             f"--input-shape, e.g. --input-shape {_example(shape, spatial)}",
             path,
         )
+    notes: dict[str, str] = {}
+    if shape[0] is None:
+        # the batch never changes geometry; a number lets shape arithmetic fold
+        shape = (1, *shape[1:])
+        notes["batch"] = "symbolic batch analysed as 1"
     shapes[image.name] = shape
+    if fixed is not None:
+        fixed[image.name] = shape
     ctx = Ctx(opset, {}, shapes, inferred, pending=pending)
     nodes: list[Node] = []
     used: set[str] = set()
@@ -1174,16 +1216,20 @@ def _convert(
             nodes.append(_node(p, name, "unknown", list(p.input)))
             continue
         try:
-            nodes.append(conv_fn(p, a, ctx, name))
-        except (KeyError, IndexError, ValueError) as exc:
-            if isinstance(exc, ModelError):
-                raise ModelError(exc.message, path) from exc
+            node = conv_fn(p, a, ctx, name)
+        except ModelError as exc:
+            raise ModelError(exc.message, path) from exc
+        except (KeyError, IndexError, ValueError, TypeError, OverflowError) as exc:
             raise ModelError(f"node {name!r} ({p.op_type}): malformed ({exc})", path) from exc
+        if not inferred and _operand_unknown(node, shapes):
+            raise NeedsInference(node.outputs[0])
+        nodes.append(node)
     others = tuple(vi.name for vi in real_inputs if vi.name != image.name)
     meta = {
         "ir_version": str(model.ir_version),
         "opset": str(opset),
         "producer": " ".join(x for x in (model.producer_name, model.producer_version) if x),
+        **notes,
     }
     return Graph(
         path=path,

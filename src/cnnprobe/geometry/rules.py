@@ -298,10 +298,7 @@ def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[T
     x = ins[0]
     pads = _per_axis(node.attrs.get("pads"), node.attrs.get("pad_axes"), x.rank, (0, 0))
     if pads is None:
-        decl = _declared(ctx)
-        ctx.give_up("pads-not-static", "pad amounts are computed at run time")
-        shape = decl if decl is not None else tuple(None for _ in x.shape)
-        return [_unknown_windows(x, shape)]
+        return [_resized_by_declaration(x, ctx, "pads-not-static", "pad amounts")]
     if len(pads) != x.rank:
         raise GeometryError(f"{len(pads)} pad pairs for a tensor of rank {x.rank}")
     mode = str(node.attrs.get("mode", "constant")).lower()
@@ -314,9 +311,7 @@ def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[T
         if size is not None and size <= 0:
             raise GeometryError(f"padding {lo},{hi} leaves nothing of axis {t} (size {n})")
         m = QAMap.affine(-lo, 1)
-        out, sp = _move_window(
-            out, t, m, m, ctx, partial(taps.padded, lo=lo, mode=mode), size
-        )
+        out, sp = _move_window(out, t, m, m, ctx, partial(taps.padded, lo=lo, mode=mode), size)
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=lo, pad_hi=hi)
         shape = _shape_with(shape, t, size)
@@ -342,9 +337,7 @@ def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
     x = ins[0]
     slices = node.attrs.get("slices")
     if slices is None:
-        decl = _declared(ctx)
-        ctx.give_up("slice-not-static", "slice bounds are computed at run time")
-        return [_unknown_windows(x, decl or tuple(None for _ in x.shape))]
+        return [_resized_by_declaration(x, ctx, "slice-not-static", "slice bounds")]
     out, shape = x, x.shape
     for axis, start, end, step in slices:
         t = _norm_axis(axis, x.rank)
@@ -735,9 +728,7 @@ def split_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
     offset = 0
     for size in sizes:
         m = QAMap.affine(offset, 1)
-        st, sp = _move_window(
-            x, t, m, m, ctx, partial(taps.affine, first=offset, step=1), size
-        )
+        st, sp = _move_window(x, t, m, m, ctx, partial(taps.affine, first=offset, step=1), size)
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=-offset)
         outs.append(
@@ -841,7 +832,7 @@ def reshape_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
         decl = _declared(ctx)
         if decl is None:
             raise GeometryError("reshape target is computed at run time and no shape is recorded")
-        shape = decl
+        shape = _complete(x.shape, decl)
     layout = _match_factors(x, shape, target)
     if layout is None:
         if any(f.spatial is not None for fs in x.layout for f in fs):
@@ -851,6 +842,22 @@ def reshape_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
             )
         return [_unknown_windows(x, shape)]
     return [replace(x, layout=layout, shape=shape)]
+
+
+def _complete(src: Shape, dst: Shape) -> Shape:
+    """Fill one unknown dim of a recorded reshape output from the element count; a leading
+    unknown dim on both sides (the batch) is taken to be the same."""
+    lead = 1 if src and dst and src[0] is None and dst[0] is None else 0
+    rest_in, rest_out = src[lead:], dst[lead:]
+    holes = [k for k, d in enumerate(rest_out) if d is None]
+    if len(holes) != 1 or any(d is None for d in rest_in):
+        return dst
+    known = prod(d for d in rest_out if d is not None)
+    total = prod(d for d in rest_in if d is not None)
+    if known == 0 or total % known:
+        return dst
+    k = holes[0] + lead
+    return dst[:k] + (total // known,) + dst[k + 1 :]
 
 
 def _reshape_target(shape: Shape, target: Sequence[int] | None, allowzero: bool) -> Shape | None:
@@ -933,6 +940,24 @@ def _attach(layout: Layout, riders: tuple[Factor, ...]) -> Layout:
     big = [t for t, fs in enumerate(layout) if any(f.size != 1 for f in fs)]
     t = big[-1] if big else len(layout) - 1
     return layout[:t] + (layout[t] + riders,) + layout[t + 1 :]
+
+
+def _resized_by_declaration(x: TensorState, ctx: RuleContext, code: str, what: str) -> TensorState:
+    """A crop or pad whose amounts are only known at run time: exact when only non-spatial axes
+    change size (e.g. splitting channels into query/key/value), given up otherwise."""
+    decl = _declared(ctx)
+    if decl is None or len(decl) != x.rank:
+        ctx.give_up(code, f"{what} are computed at run time and no output shape is recorded")
+        return _unknown_windows(x, decl or tuple(None for _ in x.shape))
+    out = x
+    for t, (old, new) in enumerate(zip(x.shape, decl)):
+        if old == new:
+            continue
+        if _has_spatial(x.layout[t]):
+            ctx.give_up(code, f"{what} along tensor axis {t} are computed at run time")
+            return _unknown_windows(x, decl)
+        out = replace(out, layout=_set_size(out.layout, t, new))
+    return replace(out, shape=tuple(decl))
 
 
 def _unknown_windows(x: TensorState, shape: Shape) -> TensorState:
