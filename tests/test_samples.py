@@ -104,3 +104,15 @@ def test_custom_op_marks_dependents_uncertain() -> None:
     assert not r.verdict.certain
     codes = [d.code for d in r.diagnostics]
     assert "unknown-op" in codes
+
+
+@pytest.mark.parametrize("name", ["keras_decoder_net.onnx", "keras_mnist_convnet.onnx"])
+def test_channels_last_exports_are_detected(name: str) -> None:
+    """Keras/tf2onnx exports take NHWC and transpose first (here after a Pad): auto layout."""
+    r = analyze(SAMPLES / name)
+    assert r.model.input.layout == "NHWC"
+    assert r.model.input.spatial_axes == (1, 2)
+
+
+def test_nchw_is_the_default() -> None:
+    assert analyze(SAMPLES / "mnist_convnet.onnx").model.input.layout == "NCHW"

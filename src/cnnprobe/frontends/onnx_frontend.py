@@ -1267,18 +1267,62 @@ def _layout(layout: str, g: GraphInfo, name: str, rank: int) -> str:
     letters = {1: "W", 2: "HW", 3: "DHW"}.get(nsp, "S" * nsp)
     chosen = layout.lower()
     if chosen == "auto":
-        nhwc_perm = [0, rank - 1, *range(1, rank - 1)]
-        first = [p for p in g.node if name in p.input]
-        chosen = "nchw"
-        if first and all(
-            p.op_type == "Transpose" and _int_list(p.attrs.get("perm")) == nhwc_perm for p in first
-        ):
-            chosen = "nhwc"
+        chosen = "nhwc" if _transposed_first(g, name, rank) else "nchw"
     if chosen in ("nchw", "ncw", "ncdhw", "channels_first"):
         return "NC" + letters
     if chosen in ("nhwc", "nwc", "ndhwc", "channels_last"):
         return "N" + letters + "C"
     raise UsageError(f"unknown layout {layout!r} (use auto, nchw or nhwc)")
+
+
+#: ops that keep every axis where it is, looked through when detecting an NHWC input
+LAYOUT_NEUTRAL = frozenset(
+    {
+        "Pad",
+        "Cast",
+        "Identity",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Relu",
+        "Clip",
+        "Sigmoid",
+        "Tanh",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "Dropout",
+    }
+)
+
+
+def _transposed_first(g: GraphInfo, name: str, rank: int) -> bool:
+    """The input is channels-last when every path from it reaches a Transpose to NC... before
+    any op that depends on the layout (tf2onnx and Keras exports: input -> [Pad, Cast, ...] ->
+    Transpose(0, r-1, 1, ..., r-2))."""
+    nhwc_perm = [0, rank - 1, *range(1, rank - 1)]
+    readers: dict[str, list[Any]] = {}
+    for p in g.node:
+        for x in p.input:
+            readers.setdefault(x, []).append(p)
+    frontier, seen, found = [name], {name}, False
+    for _ in range(16):
+        nxt: list[str] = []
+        for tensor in frontier:
+            for p in readers.get(tensor, []):
+                if p.op_type == "Transpose":
+                    if _int_list(p.attrs.get("perm")) != nhwc_perm:
+                        return False
+                    found = True
+                elif p.op_type in LAYOUT_NEUTRAL and p.input and p.input[0] == tensor:
+                    nxt.extend(o for o in p.output if o not in seen)
+                    seen.update(p.output)
+                elif p.op_type not in ("Shape", "Size"):
+                    return False
+        if not nxt:
+            return found
+        frontier = nxt
+    return False
 
 
 def _fmt(shape: Shape) -> str:
