@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import lru_cache
 
 from ..ir import Shape
 from .qamap import QAMap, envelope
@@ -122,11 +123,7 @@ class TensorState:
 
         Factors of size 1 do not count as company.
         """
-        for t, factors in enumerate(self.layout):
-            if any(f.spatial == spatial for f in factors):
-                company = [f for f in factors if f.spatial != spatial and f.size != 1]
-                return t, not company
-        return None, False
+        return _locations(self.layout).get(spatial, (None, False))
 
     def spatial_map(self) -> dict[int, int]:
         """Input spatial axis -> tensor axis, for the axes that live plainly in a tensor axis."""
@@ -173,6 +170,19 @@ class TensorState:
             else (AxisState(None, True) if a in hit else ax)
             for a, ax in enumerate(self.axes)
         )
+
+
+@lru_cache(maxsize=4096)
+def _locations(layout: Layout) -> dict[int, tuple[int, bool]]:
+    """Where each spatial axis lives in a layout (layouts are small, hashable and shared by many
+    tensors, so the answer is cached)."""
+    out: dict[int, tuple[int, bool]] = {}
+    for t, factors in enumerate(layout):
+        for f in factors:
+            if f.spatial is not None and f.spatial not in out:
+                company = [g for g in factors if g.spatial != f.spatial and g.size != 1]
+                out[f.spatial] = (t, not company)
+    return out
 
 
 def plain_layout(shape: Shape, spatial_axes: Sequence[int]) -> Layout:

@@ -105,4 +105,12 @@ def to_dict(result: AnalysisResult) -> dict[str, Any]:
 
 
 def render(result: AnalysisResult, show_all: bool = False) -> str:
-    return json.dumps(to_dict(result), indent=2) + "\n"
+    """Indented JSON with one line per layer: readable, diff-friendly, and fast (the compact
+    encoder is written in C; Python's indenting one is not)."""
+    doc = to_dict(result)
+    layers = doc.pop("layers")
+    head = json.dumps(doc, indent=2)
+    if not layers:
+        return head[:-2] + ',\n  "layers": []\n}\n'
+    body = ",\n".join("    " + json.dumps(lay, separators=(", ", ": ")) for lay in layers)
+    return head[:-2] + ',\n  "layers": [\n' + body + "\n  ]\n}\n"
