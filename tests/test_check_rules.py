@@ -5,6 +5,7 @@ residual_net: block_relu2 16x16, RF 9, jump 2; unet_like: off-centre merges, hea
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +84,52 @@ def test_invalid_rule_configuration(rule: str, value: Any, needle: str) -> None:
 
 def test_false_disables() -> None:
     assert parse_rule("full-input", False, "rules.full-input") is None
+
+
+def _wrap_gap_model(path: Path) -> Path:
+    """Circular padding + conv + global average pooling + dense: exactly invariant to rolls
+    (Chaman & Dokmanic): every roll permutes the conv outputs, and the mean ignores the order."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])
+    inits = [
+        numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+        numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal((4, 10)).astype(np.float32), "fc"),
+    ]
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"], mode="wrap"),
+        helper.make_node("Conv", ["p", "w"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("MatMul", ["f", "fc"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "wrap", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("model", "limit", "expected"),
+    [("wrap", 1e-4, "pass"), ("mnist_pooled.onnx", 0.01, "fail")],
+)
+def test_max_shift_sensitivity_rule(
+    tmp_path: Path, model: str, limit: float, expected: str
+) -> None:
+    from cnnprobe.check.runner import _shift_runner
+
+    path = _wrap_gap_model(tmp_path / "wrap.onnx") if model == "wrap" else SAMPLES / model
+    params = parse_rule(
+        "max-shift-sensitivity", {"max": limit, "mode": "roll", "inputs": 4, "seed": 0}, "r"
+    )
+    assert params is not None
+    ctx = Context(str(path), runner=_shift_runner)
+    outcome = REGISTRY["max-shift-sensitivity"].evaluate(analyze(path), params, ctx)
+    assert outcome.status == expected, outcome.message
+    assert "roll" in outcome.message  # the protocol is stated
