@@ -453,9 +453,14 @@ def test_external_data_is_never_read(tmp_path: Path) -> None:
     assert all(t.external for t in info.graph.initializer)
     assert all(tensor_values(t) is None for t in info.graph.initializer)
     graph = fe.load_onnx(str(tmp_path / "m.onnx"))
-    # as before: an external small operand reads as zeros (its value is not loaded)
-    assert graph.nodes[0].attrs["pads"] == ((0, 0), (0, 0))
+    # an external small operand is not loaded: its value is unknown, never guessed as zeros
+    assert graph.nodes[0].attrs["pads"] is None
     assert graph.declared_shapes["w"] == (4, 3, 3, 3)
+    from cnnprobe import analyze
+
+    result = analyze(tmp_path / "m.onnx")
+    assert result.layers[0].status == "uncertain"
+    assert "pads-not-static" in [d.code for d in result.diagnostics]
 
 
 def test_subgraphs_are_skipped_whatever_their_depth() -> None:

@@ -1014,13 +1014,11 @@ def _attrs(p: NodeInfo) -> dict[str, Any]:
 
 
 def _small_tensor(t: TensorInfo) -> Array | None:
-    """The values of a tensor of at most :data:`FOLD_LIMIT` elements (external data is never
-    read: zeros stand in for it)."""
+    """The values of a tensor of at most :data:`FOLD_LIMIT` elements. External data is never
+    read: such an operand is unknown (its shape still is known), never guessed."""
     n = t.size
-    if n > FOLD_LIMIT or any(d < 0 for d in t.dims):
+    if n > FOLD_LIMIT or any(d < 0 for d in t.dims) or t.external:
         return None
-    if t.external:
-        return Array(t.dims, [0.0] * n, "f4")
     return tensor_values(t)
 
 
