@@ -49,6 +49,7 @@ Attribute conventions (all per *tensor axis* unless said otherwise; tuples, neve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,18 @@ OPS = frozenset(
 )
 
 PAD_MODES = ("explicit", "same_upper", "same_lower", "valid")
+
+
+def format_shape(shape: Sequence[Dim]) -> str:
+    """``[1, 3, ?, ?]``: unknown dims as ``?``."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def shape_hint(shape: Shape, spatial: Sequence[int]) -> str:
+    """An ``--input-shape`` to suggest: known dims kept, unknown spatial ones 224, others 1."""
+    return "x".join(
+        str(d) if d is not None else ("224" if t in spatial else "1") for t, d in enumerate(shape)
+    )
 
 
 @dataclass(frozen=True)

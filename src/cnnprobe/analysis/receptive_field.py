@@ -13,7 +13,7 @@ from ..geometry.qamap import QAMap
 from ..geometry.real import EMPTY_HI, EMPTY_LO, Real
 from ..geometry.rules import AxisOp, RuleContext, run_rule
 from ..geometry.state import AxisState, Factor, TensorState, Window, plain_layout
-from ..ir import Graph, Node
+from ..ir import Graph, Node, format_shape
 from ..results import (
     ERROR,
     OK,
@@ -173,8 +173,8 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                         "shape-mismatch",
                         "warning",
                         node.name,
-                        f"computed shape {_fmt(st.shape)} of {out_name!r} differs from the "
-                        f"shape the file records, {_fmt(decl)}",
+                        f"computed shape {format_shape(st.shape)} of {out_name!r} differs from the "
+                        f"shape the file records, {format_shape(decl)}",
                     )
                 )
                 if status == OK and not st.uncertain:
@@ -239,10 +239,6 @@ def _fill(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> tuple[int | N
     if len(a) != len(b):
         return a
     return tuple(x if x is not None else y for x, y in zip(a, b))
-
-
-def _fmt(shape: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _check_merge(node: Node, ins: list[TensorState], diags: list[Diagnostic]) -> None:

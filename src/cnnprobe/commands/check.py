@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import Layout, fail, guarded
+from .common import Layout, emit, fail, guarded
 
 
 class CheckFormat(str, Enum):
@@ -121,12 +120,6 @@ def check(
         return FORMATTERS[fmt.value](report), report.exit_code
 
     text, code = guarded("check", run)
-    if output is not None:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise fail(f"{output}: cannot write report ({exc.strerror})") from None
-    else:
-        sys.stdout.write(text)
+    emit(text, output)
     if code:
         raise typer.Exit(code)

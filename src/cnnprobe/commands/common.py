@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -50,3 +52,14 @@ def guarded(path: str, fn: Callable[[], T]) -> T:
             f"{path}: cannot analyse ({type(exc).__name__}: {first}); "
             "set CNNPROBE_DEBUG=1 for a traceback"
         ) from None
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Write a report to ``output``, or to standard output."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{output}: cannot write report ({exc.strerror})") from None

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Format, Layout, fail, guarded
+from .common import Format, Layout, emit, guarded
 
 
 class Mode(str, Enum):
@@ -182,10 +182,4 @@ def shift_test(
         return get_reporter(fmt.value)(result)
 
     text = guarded(path, run)
-    if output is not None:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise fail(f"{output}: cannot write report ({exc.strerror})") from None
-    else:
-        sys.stdout.write(text)
+    emit(text, output)

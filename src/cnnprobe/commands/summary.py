@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import Format, Layout, fail, guarded
+from .common import Format, Layout, emit, guarded
 
 
 def summary(
@@ -64,10 +63,4 @@ def summary(
         return get_reporter(fmt.value)(result, show_all)
 
     text = guarded(path, run)
-    if output is not None:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise fail(f"{output}: cannot write report ({exc.strerror})") from None
-    else:
-        sys.stdout.write(text)
+    emit(text, output)

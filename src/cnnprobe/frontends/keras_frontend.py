@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelError, UsageError
-from ..ir import Graph, ModelInput, Node, Shape
+from ..ir import Graph, ModelInput, Node, Shape, format_shape, shape_hint
 from .keras_io import (
     HDF5_MAGIC,
     ZIP_MAGIC,
@@ -845,7 +845,7 @@ def build_graph(
     rank = len(shape)
     if rank < 3:
         raise ModelError(
-            f"input {image_name!r} has shape {_fmt(shape)}: no spatial axes "
+            f"input {image_name!r} has shape {format_shape(shape)}: no spatial axes "
             "(expected a batch, channels and 1 to 3 spatial dims)",
             path,
         )
@@ -858,8 +858,8 @@ def build_graph(
     missing = [t for t in spatial if shape[t] is None]
     if missing:
         raise ModelError(
-            f"spatial size of input {image_name!r} is unknown ({_fmt(shape)}): give "
-            f"--input-shape, e.g. --input-shape {_example(shape, spatial)}",
+            f"spatial size of input {image_name!r} is unknown ({format_shape(shape)}): give "
+            f"--input-shape, e.g. --input-shape {shape_hint(shape, spatial)}",
             path,
         )
     b.declared.pop(image_name, None)
@@ -901,19 +901,3 @@ def _pick_input(
         return spatial[0]
     names = ", ".join(repr(n) for n, _ in (spatial or inputs))
     raise UsageError(f"several candidate image inputs ({names}): choose one with --input", path)
-
-
-def _fmt(shape: Shape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def _example(shape: Shape, spatial: tuple[int, ...]) -> str:
-    dims = []
-    for t, d in enumerate(shape):
-        if d is not None:
-            dims.append(str(d))
-        elif t in spatial:
-            dims.append("224")
-        else:
-            dims.append("1")
-    return "x".join(dims)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelError, UsageError
-from ..ir import Graph, ModelInput, Node, Padding, Shape
+from ..ir import Graph, ModelInput, Node, Padding, Shape, format_shape, shape_hint
 from .onnx_wire import (
     FLOAT,
     INT32,
@@ -1176,7 +1176,7 @@ def _convert(
     rank = len(shape)
     if rank < 3:
         raise ModelError(
-            f"input {image.name!r} has shape {_fmt(shape)}: no spatial axes "
+            f"input {image.name!r} has shape {format_shape(shape)}: no spatial axes "
             "(expected N, C and 1 to 3 spatial dims)",
             path,
         )
@@ -1185,8 +1185,8 @@ def _convert(
     unknown = [t for t in spatial if shape[t] is None]
     if unknown:
         raise ModelError(
-            f"spatial size of input {image.name!r} is unknown ({_fmt(shape)}): give "
-            f"--input-shape, e.g. --input-shape {_example(shape, spatial)}",
+            f"spatial size of input {image.name!r} is unknown ({format_shape(shape)}): give "
+            f"--input-shape, e.g. --input-shape {shape_hint(shape, spatial)}",
             path,
         )
     notes: dict[str, str] = {}
@@ -1321,19 +1321,3 @@ def _transposed_first(g: GraphInfo, name: str, rank: int) -> bool:
             return found
         frontier = nxt
     return False
-
-
-def _fmt(shape: Shape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def _example(shape: Shape, spatial: tuple[int, ...]) -> str:
-    dims = []
-    for t, d in enumerate(shape):
-        if d is not None:
-            dims.append(str(d))
-        elif t in spatial:
-            dims.append("224")
-        else:
-            dims.append("1")
-    return "x".join(dims)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-from ..ir import Shape
+from ..ir import Shape, format_shape
 
 
 def frac(x: Fraction | int | None) -> str:
@@ -24,7 +24,7 @@ def number(x: Fraction | int | None) -> int | float | None:
 
 
 def shape(s: Shape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in s) + "]"
+    return format_shape(s)
 
 
 def axes(values: Sequence[object], sep: str = "×") -> str:
