@@ -392,7 +392,9 @@ def _layer(
     if not changes and live:
         first = live[0]
         changes = first.uncertain != st.uncertain or any(
-            first.axes[a] != st.axes[a] for a in range(min(len(first.axes), len(st.axes)))
+            first.axes[a].window != st.axes[a].window
+            or first.axes[a].is_global != st.axes[a].is_global
+            for a in range(min(len(first.axes), len(st.axes)))
         )
     return LayerResult(
         name=name,

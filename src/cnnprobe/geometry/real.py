@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from operator import le
 
 from .qamap import QAMap
 
@@ -39,8 +39,8 @@ class Real:
         lo_t, hi_t = tuple(lo), tuple(hi)
         simple = (
             EMPTY_LO not in lo_t
-            and all(a <= b for a, b in pairwise(lo_t))
-            and all(a <= b for a, b in pairwise(hi_t))
+            and all(map(le, lo_t, lo_t[1:]))
+            and all(map(le, hi_t, hi_t[1:]))
         )
         return Real(lo_t, hi_t, simple)
 
