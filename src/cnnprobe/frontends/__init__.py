@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from ..ir import Graph, Shape
 
 FORMATS = {".onnx": "onnx", ".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
+
+
+def given_shape(name: str, recorded: Shape | None, given: Shape | None, path: str) -> Shape | None:
+    """The input shape to analyse: ``--input-shape`` (same rank as the file's) or the file's."""
+    if given is None:
+        return recorded
+    if recorded is not None and len(recorded) != len(given):
+        raise UsageError(
+            f"--input-shape has {len(given)} dims but input {name!r} has {len(recorded)}", path
+        )
+    return tuple(given)
 
 
 def detect_format(path: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ModelError, UsageError
 from ..ir import Graph, ModelInput, Node, Shape, format_shape, shape_hint
+from . import given_shape
 from .keras_io import (
     HDF5_MAGIC,
     ZIP_MAGIC,
@@ -820,22 +821,15 @@ def build_graph(
     if not b.inputs:
         raise ModelError("the model has no inputs", path)
     image_name, file_shape = _pick_input(b.inputs, input_name, path)
-    shape = file_shape
-    if input_shape is not None:
-        if shape is not None and len(shape) != len(input_shape):
-            raise UsageError(
-                f"--input-shape has {len(input_shape)} dims but input {image_name!r} has "
-                f"{len(shape)}",
-                path,
-            )
-        shape = tuple(input_shape)
-        if file_shape is not None and any(
-            f is not None and f != u for f, u in zip(file_shape, shape)
-        ):
-            b.declared = {}
-            meta["note"] = (
-                "--input-shape differs from the file's input shape: recorded shapes ignored"
-            )
+    shape = given_shape(image_name, file_shape, input_shape, path)
+    if (
+        input_shape is not None
+        and file_shape is not None
+        and shape is not None
+        and any(f is not None and f != u for f, u in zip(file_shape, shape))
+    ):
+        b.declared = {}
+        meta["note"] = "--input-shape differs from the file's input shape: recorded shapes ignored"
     if shape is None:
         raise ModelError(
             f"input {image_name!r} has no recorded shape (the model was never built): give "

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import ModelError, UsageError
 from ..ir import Graph, ModelInput, Node, Padding, Shape, format_shape, shape_hint
+from . import given_shape
 from .onnx_wire import (
     FLOAT,
     INT32,
@@ -1162,15 +1163,7 @@ def _convert(
             shapes[vi.name] = shp
     real_inputs = [vi for vi in g.input if vi.name not in init_names]
     image = _pick_input(real_inputs, input_name, path)
-    shape = image.shape
-    if input_shape is not None:
-        if shape is not None and len(shape) != len(input_shape):
-            raise UsageError(
-                f"--input-shape has {len(input_shape)} dims but input {image.name!r} has "
-                f"{len(shape)}",
-                path,
-            )
-        shape = tuple(input_shape)
+    shape = given_shape(image.name, image.shape, input_shape, path)
     if shape is None:
         raise ModelError(f"input {image.name!r} has no recorded shape: give --input-shape", path)
     rank = len(shape)
