@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+from ...ir import format_shape
 from ..measures import Estimate
 from ..results import CLASSIFIER, DENSE, LayerEquivariance, ShiftPoint, ShiftTestResult
 
@@ -34,7 +35,7 @@ def axes(values: Sequence[object]) -> str:
 
 
 def shape(s: Sequence[int | None]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in s) + "]"
+    return format_shape(s)
 
 
 def num(x: float | None) -> str:
