@@ -93,6 +93,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             if n:
                 readers[n] = readers.get(n, 0) + 1
     keep = set(graph.outputs)
+    seen: GeometryCache = {}
     for node in order:
         ins = [state(n) for n in node.inputs]
         params = [state(p) for p in node.params]
@@ -180,13 +181,17 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 if status == OK and not st.uncertain:
                     st = replace(st, uncertain=True)
             if decl is not None:
-                st = replace(st, shape=_fill(st.shape, decl))
+                filled = _fill(st.shape, decl)
+                if filled != st.shape:
+                    st = replace(st, shape=filled)
             states[out_name] = st
             if not st.live:
                 continue
             lstatus = status if status != OK else (UNCERTAIN if st.uncertain else OK)
             name = node.name if k == 0 else f"{node.name}:{k}"
-            layers.append(_layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins))
+            layers.append(
+                _layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins, seen)
+            )
     for op, names in unknown_ops.items():
         diags.append(
             Diagnostic(
@@ -205,7 +210,10 @@ def _dead_if_empty(st: TensorState) -> TensorState:
     """An element's dependence is the product of its per-axis dependences: if every unit along
     one axis reads no pixel (e.g. a crop that keeps only padding), no element reads any pixel."""
     reals = [ax.real for ax in st.axes]
-    if not any(r is not None and all(lo > hi for lo, hi in zip(r.lo, r.hi)) for r in reals):
+    if not any(
+        r is not None and (not r.simple or not r.lo) and all(lo > hi for lo, hi in zip(r.lo, r.hi))
+        for r in reals
+    ):
         return st
     return st.with_axes(
         AxisState(
@@ -369,6 +377,15 @@ def _general(w: Window, size: int | None) -> dict[str, object]:
     }
 
 
+#: ``(axis, id(axis state), size, uncertain)`` -> (the axis state, its figures). Pointwise
+#: layers pass their input's axis states through unchanged, so most layers reuse figures already
+#: computed; the state is kept in the value so that its ``id`` cannot be reused.
+GeometryCache = dict[
+    tuple[int, int, int | None, bool],
+    tuple[AxisState, tuple[AxisGeometry, Window | None, Real | None]],
+]
+
+
 def _layer(
     name: str,
     node: Node,
@@ -378,18 +395,34 @@ def _layer(
     status: str,
     input_sizes: tuple[int | None, ...],
     ins: list[TensorState],
+    cache: GeometryCache,
 ) -> LayerResult:
     geos = []
     windows = []
     reals = []
-    for a in range(len(st.axes)):
-        g, w, r = axis_geometry(st, a, axis_ops.get(a), input_sizes[a])
+    for a, ax in enumerate(st.axes):
+        t, plain = st.location(a)
+        key = (a, id(ax), st.shape[t] if t is not None and plain else None, st.uncertain)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = (ax, axis_geometry(st, a, None, input_sizes[a]))
+        g, w, r = hit[1]
+        op = axis_ops.get(a)
+        if op is not None:
+            g = replace(
+                g,
+                kernel=op.kernel,
+                stride=op.stride,
+                dilation=op.dilation,
+                pad_lo=op.pad_lo,
+                pad_hi=op.pad_hi,
+            )
         geos.append(g)
         windows.append(w)
         reals.append(r)
     changes = node.op in GEOMETRY_KINDS or bool(axis_ops)
     live = [s for s in ins if s.live]
-    if not changes and live:
+    if not changes and live and live[0] is not st:
         first = live[0]
         changes = first.uncertain != st.uncertain or any(
             first.axes[a].window != st.axes[a].window

@@ -679,7 +679,36 @@ def elementwise_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -
     if target is not None:
         shapes.append(tuple(int(d) for d in target))
     shape = _broadcast_shape(shapes)
-    return [_merge(_live(ins), shape, ctx) for _ in node.outputs]
+    live = _live(ins)
+    if len(live) == 1 and _passes_through(live[0], shape):
+        return [live[0] for _ in node.outputs]
+    return [_merge(live, shape, ctx) for _ in node.outputs]
+
+
+def _passes_through(x: TensorState, shape: Shape) -> bool:
+    """Whether merging ``x`` alone into ``shape`` gives ``x`` back unchanged (the common
+    pointwise case: activations, normalisation, a bias added), so :func:`_merge` can be skipped."""
+    if x.shape != shape:
+        return False
+    for factors, d in zip(x.layout, shape):
+        if len(factors) == 1:
+            f = factors[0]
+            if f.size != 1 and f.size != d:
+                return False
+        else:
+            big = [f for f in factors if f.size != 1]
+            if len(big) == 1 and big[0].size != d:
+                return False
+    for sp, ax in enumerate(x.axes):
+        r = ax.real
+        if r is None:
+            continue
+        if ax.window is None:
+            return False
+        t, _ = x.location(sp)
+        if t is None or shape[t] is None or len(r.lo) != shape[t]:
+            return False
+    return True
 
 
 @rule("concat")

@@ -4,7 +4,7 @@ and, per input spatial axis, which input pixels each unit depends on."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -108,6 +108,10 @@ class TensorState:
     axes: tuple[AxisState, ...]
     live: bool = True
     uncertain: bool = False
+    #: ``_locations(layout)``, filled on first use (states are immutable; reads are frequent)
+    _where: dict[int, tuple[int, bool]] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     @staticmethod
     def const(shape: Shape | None) -> TensorState:
@@ -123,7 +127,11 @@ class TensorState:
 
         Factors of size 1 do not count as company.
         """
-        return _locations(self.layout).get(spatial, (None, False))
+        where = self._where
+        if where is None:
+            where = _locations(self.layout)
+            object.__setattr__(self, "_where", where)
+        return where.get(spatial, (None, False))
 
     def spatial_map(self) -> dict[int, int]:
         """Input spatial axis -> tensor axis, for the axes that live plainly in a tensor axis."""

@@ -17,8 +17,8 @@ def frac(x: Fraction | int | None) -> str:
 
 def number(x: Fraction | int | None) -> int | float | None:
     """A JSON number: exact integers stay integers."""
-    if x is None:
-        return None
+    if x is None or type(x) is int:
+        return x
     x = Fraction(x)
     return x.numerator if x.denominator == 1 else float(x)
 

@@ -32,7 +32,17 @@ def _axis(a: AxisGeometry) -> dict[str, Any]:
     }
 
 
-def layer_dict(layer: LayerResult) -> dict[str, Any]:
+def layer_dict(layer: LayerResult, memo: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One layer as JSON data. Layers that pass their input through share its
+    :class:`AxisGeometry` objects; ``memo`` (by object id, for one result) builds each once."""
+    if memo is None:
+        memo = {}
+    axes = []
+    for a in layer.axes:
+        d = memo.get(id(a))
+        if d is None:
+            d = memo[id(a)] = _axis(a)
+        axes.append(d)
     return {
         "name": layer.name,
         "op": layer.op,
@@ -47,13 +57,14 @@ def layer_dict(layer: LayerResult) -> dict[str, Any]:
         "spatial": layer.is_spatial,
         "changes_geometry": layer.changes_geometry,
         "status": layer.status,
-        "axes": [_axis(a) for a in layer.axes],
+        "axes": axes,
     }
 
 
 def to_dict(result: AnalysisResult) -> dict[str, Any]:
     v = result.verdict
     m = result.model
+    memo: dict[int, dict[str, Any]] = {}  # the result keeps every AxisGeometry alive meanwhile
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cnnprobe", "version": __version__},
@@ -68,7 +79,7 @@ def to_dict(result: AnalysisResult) -> dict[str, Any]:
                 "spatial_axes": list(m.input.spatial_axes),
             },
         },
-        "layers": [layer_dict(lay) for lay in result.layers],
+        "layers": [layer_dict(lay, memo) for lay in result.layers],
         "verdict": {
             "input_size": list(v.input_size),
             "last_spatial_layer": v.last_spatial_layer,
@@ -112,5 +123,6 @@ def render(result: AnalysisResult, show_all: bool = False) -> str:
     head = json.dumps(doc, indent=2)
     if not layers:
         return head[:-2] + ',\n  "layers": []\n}\n'
-    body = ",\n".join("    " + json.dumps(lay, separators=(", ", ": ")) for lay in layers)
+    encode = json.JSONEncoder(separators=(", ", ": ")).encode
+    body = ",\n".join("    " + encode(lay) for lay in layers)
     return head[:-2] + ',\n  "layers": [\n' + body + "\n  ]\n}\n"
