@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from operator import sub
 from typing import Any
 
 from ..geometry.arithmetic import GeometryError
-from ..geometry.qamap import QAMap
+from ..geometry.qamap import QAMap, fraction
 from ..geometry.real import EMPTY_HI, EMPTY_LO, Real
 from ..geometry.rules import AxisOp, RuleContext, run_rule
 from ..geometry.state import AxisState, Factor, TensorState, Window, plain_layout
-from ..ir import Graph, Node, format_shape
+from ..ir import Graph, Node, Shape, format_shape
 from ..results import (
     ERROR,
     OK,
@@ -71,6 +72,14 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
         )
     }
     declared_shapes = graph.declared_shapes
+    consts: dict[Shape | None, TensorState] = {}
+
+    def const(shape: Shape | None) -> TensorState:
+        """The state of a constant (states are immutable: one per shape is enough)."""
+        st = consts.get(shape)
+        if st is None:
+            st = consts[shape] = TensorState.const(shape)
+        return st
 
     def state(name: str | None) -> TensorState:
         """A tensor's state; constants and other inputs get theirs on first use."""
@@ -78,7 +87,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             return NONE_STATE
         st = states.get(name)
         if st is None:
-            st = states[name] = TensorState.const(declared_shapes.get(name))
+            st = states[name] = const(declared_shapes.get(name))
         return st
 
     diags: list[Diagnostic] = []
@@ -93,27 +102,30 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             if n:
                 readers[n] = readers.get(n, 0) + 1
     keep = set(graph.outputs)
-    seen: GeometryCache = {}
+    seen: GeometryCache = ({}, {})
     for node in order:
         ins = [state(n) for n in node.inputs]
-        params = [state(p) for p in node.params]
+        # a parameter no node produced is a constant (weights): it never needs a state
+        params = [st for p in node.params if (st := states.get(p)) is not None]
         for n in (*node.inputs, *node.params):
             if n:
                 readers[n] -= 1
                 if readers[n] == 0 and n not in keep:
                     states.pop(n, None)
-        declared = [graph.declared_shapes.get(o) for o in node.outputs]
-        ctx = RuleContext(node, declared)
-        if not any(s.live for s in ins) and not any(p.live for p in params):
+        declared = [declared_shapes.get(o) for o in node.outputs]
+        live_ins = [s for s in ins if s.live]
+        live_params = [p for p in params if p.live]
+        if not live_ins and not live_params:
             for k, out in enumerate(node.outputs):
-                states[out] = TensorState.const(declared[k])
+                states[out] = const(declared[k])
             continue
+        ctx = RuleContext(node, declared)
         status = OK
         op_node = node
-        bare = node.source_op.rsplit(".", 1)[-1].lower()
-        if node.op == "unknown" and (node.source_op.lower() in pointwise or bare in pointwise):
+        if node.op == "unknown" and _declared_pointwise(node.source_op, pointwise):
             op_node = replace(node, op="elementwise", inputs=node.inputs[:1])
             ins = ins[:1]
+            live_ins = [s for s in ins if s.live]
         if op_node.op == "unknown":
             status = UNKNOWN
             unknown_ops.setdefault(node.source_op, []).append(node.name)
@@ -122,7 +134,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 "data-through-parameter",
                 "the image reaches this op only through a parameter input",
             )
-        upstream_uncertain = any(s.uncertain for s in ins if s.live)
+        upstream_uncertain = any(s.uncertain for s in live_ins)
         try:
             outs = run_rule(op_node, ins, ctx)
         except GeometryError as exc:
@@ -140,7 +152,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 )
                 for d in declared
             ]
-        if any(p.live for p in params):
+        if live_params:
             ctx.note(
                 "input-dependent-parameter",
                 "info",
@@ -161,29 +173,30 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             ]
         outs = [_dead_if_empty(o) for o in outs]
         if ctx.uncertain or upstream_uncertain:
-            outs = [replace(o, uncertain=True) for o in outs]
+            outs = [o.evolve(uncertain=True) for o in outs]
         for note in ctx.notes:
             diags.append(Diagnostic(note.code, note.severity, node.name, note.message))
-        _check_merge(node, [s for s in ins if s.live], diags)
+        if len(live_ins) > 1:
+            _check_merge(node, live_ins, diags)
         for k, out_name in enumerate(node.outputs):
             st = outs[min(k, len(outs) - 1)]
             decl = declared[k]
-            if decl is not None and st.live and not _shapes_agree(st.shape, decl):
-                diags.append(
-                    Diagnostic(
-                        "shape-mismatch",
-                        "warning",
-                        node.name,
-                        f"computed shape {format_shape(st.shape)} of {out_name!r} differs from the "
-                        f"shape the file records, {format_shape(decl)}",
+            if decl is not None and decl != st.shape:
+                if st.live and not _shapes_agree(st.shape, decl):
+                    diags.append(
+                        Diagnostic(
+                            "shape-mismatch",
+                            "warning",
+                            node.name,
+                            f"computed shape {format_shape(st.shape)} of {out_name!r} differs "
+                            f"from the shape the file records, {format_shape(decl)}",
+                        )
                     )
-                )
-                if status == OK and not st.uncertain:
-                    st = replace(st, uncertain=True)
-            if decl is not None:
+                    if status == OK and not st.uncertain:
+                        st = st.evolve(uncertain=True)
                 filled = _fill(st.shape, decl)
                 if filled != st.shape:
-                    st = replace(st, shape=filled)
+                    st = st.evolve(shape=filled)
             states[out_name] = st
             if not st.live:
                 continue
@@ -204,6 +217,12 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             )
         )
     return Propagation(order, states, layers, diags)
+
+
+def _declared_pointwise(source_op: str, pointwise: set[str]) -> bool:
+    """``--assume-pointwise`` names an op with or without its domain (``com.acme.Foo``)."""
+    bare = source_op.rsplit(".", 1)[-1].lower()
+    return source_op.lower() in pointwise or bare in pointwise
 
 
 def _dead_if_empty(st: TensorState) -> TensorState:
@@ -295,28 +314,28 @@ def _frac(x: Fraction) -> str:
 
 
 def axis_geometry(
-    st: TensorState, a: int, op: AxisOp | None, n_in: int | None
+    st: TensorState, a: int, n_in: int | None
 ) -> tuple[AxisGeometry, Window | None, Real | None]:
+    """Figures of input axis ``a`` seen from ``st`` (the producing op's kernel, stride, ... are
+    added by the caller)."""
     t, plain = st.location(a)
     size = st.shape[t] if t is not None and plain else None
     ax = st.axes[a]
     glob = ax.is_global
     w = ax.window if not st.uncertain else None
-    op = op or NO_OP
     fig: dict[str, object] = {}
     if w is None:
         if glob and not st.uncertain:
             fig = {"coverage_centre": 1.0, "coverage_min": 1.0, "full": True}
     elif w.aligned and w.period == 1:
-        # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form, and the
-        # clipped coverage is concave in i, so its minimum sits at the first or last unit
+        # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form
         lo0, hi0 = w.at(0)
         fig = {
             "rf": hi0 - lo0 + 1,
             "rf_min": hi0 - lo0 + 1,
             "jump": w.jump,
             "start": lo0,
-            "centre": Fraction(lo0 + hi0, 2),
+            "centre": fraction(lo0 + hi0, 2),
         }
     else:
         fig = _general(w, size)
@@ -327,28 +346,43 @@ def axis_geometry(
         if glob:
             fig.update(coverage_centre=1.0, coverage_min=1.0, full=True)
         elif real is not None:
-            seen = [h - lo + 1 if lo <= h else 0 for lo, h in zip(real.lo, real.hi)]
-            full = all(lo <= 0 for lo in real.lo) and all(h >= n_in - 1 for h in real.hi)
+            if real.simple:  # no empty unit: widths straight from the ends (in C)
+                seen = list(map(sub, real.hi, real.lo))
+                centre, least = seen[(size - 1) // 2] + 1, min(seen) + 1
+            else:
+                seen = [h - lo + 1 if lo <= h else 0 for lo, h in zip(real.lo, real.hi)]
+                centre, least = seen[(size - 1) // 2], min(seen)
             fig.update(
-                coverage_centre=seen[(size - 1) // 2] / n_in,
-                coverage_min=min(seen) / n_in,
-                full=full,
+                coverage_centre=centre / n_in,
+                coverage_min=least / n_in,
+                full=max(real.lo) <= 0 and min(real.hi) >= n_in - 1,
             )
-    geo = AxisGeometry(
-        size=size,
-        input_size=n_in,
-        is_global=glob,
-        kernel=op.kernel,
-        stride=op.stride,
-        dilation=op.dilation,
-        pad_lo=op.pad_lo,
-        pad_hi=op.pad_hi,
-        **fig,  # type: ignore[arg-type]
-    )
+    geo = AxisGeometry(size=size, input_size=n_in, is_global=glob, **fig)  # type: ignore[arg-type]
     return geo, w, real
 
 
-NO_OP = AxisOp()
+def _with_op(g: AxisGeometry, op: AxisOp) -> AxisGeometry:
+    """``g`` with the kernel, stride, dilation and padding of the op that produced the tensor."""
+    return AxisGeometry(
+        g.size,
+        g.input_size,
+        op.kernel,
+        op.stride,
+        op.dilation,
+        op.pad_lo,
+        op.pad_hi,
+        g.rf,
+        g.rf_min,
+        g.jump,
+        g.start,
+        g.centre,
+        g.phase_starts,
+        g.is_global,
+        g.misaligned,
+        g.coverage_centre,
+        g.coverage_min,
+        g.full,
+    )
 
 
 def _general(w: Window, size: int | None) -> dict[str, object]:
@@ -377,13 +411,61 @@ def _general(w: Window, size: int | None) -> dict[str, object]:
     }
 
 
-#: ``(axis, id(axis state), size, uncertain)`` -> (the axis state, its figures). Pointwise
-#: layers pass their input's axis states through unchanged, so most layers reuse figures already
-#: computed; the state is kept in the value so that its ``id`` cannot be reused.
-GeometryCache = dict[
-    tuple[int, int, int | None, bool],
-    tuple[AxisState, tuple[AxisGeometry, Window | None, Real | None]],
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """What a layer reports about one tensor state, before the producing op's parameters."""
+
+    state: TensorState  #: kept alive so that its ``id`` (the cache key) is not reused
+    axes: tuple[AxisGeometry, ...]
+    windows: tuple[Window | None, ...]
+    reals: tuple[Real | None, ...]
+    is_spatial: bool
+    spatial_dims: tuple[int | None, ...]
+
+
+#: ``id(state)`` -> figures of that state, and ``(axis, id(axis state), size, uncertain)`` ->
+#: (the axis state, its figures). Pointwise layers pass their input's state through unchanged and
+#: merges keep many axis states, so most layers reuse figures already computed; the states are
+#: kept in the values so that their ``id`` cannot be reused.
+GeometryCache = tuple[
+    dict[int, _Figures],
+    dict[
+        tuple[int, int, int | None, bool],
+        tuple[AxisState, tuple[AxisGeometry, Window | None, Real | None]],
+    ],
 ]
+
+
+def _figures(
+    st: TensorState, input_sizes: tuple[int | None, ...], cache: GeometryCache
+) -> _Figures:
+    by_state, by_axis = cache
+    fig = by_state.get(id(st))
+    if fig is not None:
+        return fig
+    geos = []
+    windows = []
+    reals = []
+    for a, ax in enumerate(st.axes):
+        t, plain = st.location(a)
+        key = (a, id(ax), st.shape[t] if t is not None and plain else None, st.uncertain)
+        hit = by_axis.get(key)
+        if hit is None:
+            hit = by_axis[key] = (ax, axis_geometry(st, a, input_sizes[a]))
+        g, w, r = hit[1]
+        geos.append(g)
+        windows.append(w)
+        reals.append(r)
+    smap = st.spatial_map()
+    fig = by_state[id(st)] = _Figures(
+        st,
+        tuple(geos),
+        tuple(windows),
+        tuple(reals),
+        st.is_spatial,
+        tuple(smap.get(a) for a in range(len(st.axes))),
+    )
+    return fig
 
 
 def _layer(
@@ -397,49 +479,32 @@ def _layer(
     ins: list[TensorState],
     cache: GeometryCache,
 ) -> LayerResult:
-    geos = []
-    windows = []
-    reals = []
-    for a, ax in enumerate(st.axes):
-        t, plain = st.location(a)
-        key = (a, id(ax), st.shape[t] if t is not None and plain else None, st.uncertain)
-        hit = cache.get(key)
-        if hit is None:
-            hit = cache[key] = (ax, axis_geometry(st, a, None, input_sizes[a]))
-        g, w, r = hit[1]
-        op = axis_ops.get(a)
-        if op is not None:
-            g = replace(
-                g,
-                kernel=op.kernel,
-                stride=op.stride,
-                dilation=op.dilation,
-                pad_lo=op.pad_lo,
-                pad_hi=op.pad_hi,
-            )
-        geos.append(g)
-        windows.append(w)
-        reals.append(r)
-    changes = node.op in GEOMETRY_KINDS or bool(axis_ops)
-    live = [s for s in ins if s.live]
-    if not changes and live and live[0] is not st:
-        first = live[0]
-        changes = first.uncertain != st.uncertain or any(
-            first.axes[a].window != st.axes[a].window
-            or first.axes[a].is_global != st.axes[a].is_global
-            for a in range(min(len(first.axes), len(st.axes)))
+    fig = _figures(st, input_sizes, cache)
+    geos = fig.axes
+    if axis_ops:
+        geos = tuple(
+            g if axis_ops.get(a) is None else _with_op(g, axis_ops[a]) for a, g in enumerate(geos)
         )
+    changes = node.op in GEOMETRY_KINDS or bool(axis_ops)
+    if not changes:
+        first = next((s for s in ins if s.live), None)
+        if first is not None and first is not st:
+            changes = first.uncertain != st.uncertain or any(
+                first.axes[a].window != st.axes[a].window
+                or first.axes[a].is_global != st.axes[a].is_global
+                for a in range(min(len(first.axes), len(st.axes)))
+            )
     return LayerResult(
         name=name,
         op=node.source_op,
         kind=node.op,
         output=out,
         output_shape=st.shape,
-        axes=tuple(geos),
+        axes=geos,
         status=status,
-        is_spatial=st.is_spatial,
+        is_spatial=fig.is_spatial,
         changes_geometry=changes,
-        spatial_dims=tuple(st.spatial_map().get(a) for a in range(len(st.axes))),
-        windows=tuple(windows),
-        reals=tuple(reals),
+        spatial_dims=fig.spatial_dims,
+        windows=fig.windows,
+        reals=fig.reals,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from math import gcd
 
 #: Periods beyond this are not tracked exactly (no real network gets near it).
@@ -47,7 +48,7 @@ class QAMap:
     @property
     def slope(self) -> Fraction:
         """Mean advance per unit (the jump, in input pixels)."""
-        return Fraction(self.step, self.period)
+        return fraction(self.step, self.period)
 
     def compose(self, inner: QAMap) -> QAMap:
         """``self(inner(i))``: ``inner`` maps this op's output units to its input units."""
@@ -86,6 +87,13 @@ class QAMap:
         step = self.step * (period // self.period)
         table = tuple(pick(self(i), other(i)) for i in range(period))
         return QAMap(period, step, table).simplified()
+
+
+@lru_cache(maxsize=1 << 12)
+def fraction(numerator: int, denominator: int = 1) -> Fraction:
+    """``Fraction(numerator, denominator)``, shared: models reuse a few jumps and centres
+    thousands of times, and building a Fraction is slow."""
+    return Fraction(numerator, denominator)
 
 
 def _divisors(n: int) -> list[int]:

@@ -8,7 +8,7 @@ file is used only when an op's parameters are not static). Rules never see ONNX 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from math import prod
@@ -27,9 +27,9 @@ from .arithmetic import (
     window_index_maps,
     window_out_size,
 )
-from .qamap import PeriodTooLarge, QAMap
+from .qamap import PeriodTooLarge, QAMap, fraction
 from .real import Real, Span
-from .state import AxisState, Factor, Layout, TensorState, Window
+from .state import AxisState, Factor, Layout, TensorState, Window, factor
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,20 @@ class Note:
     message: str
 
 
-@dataclass
 class RuleContext:
-    """What a rule may consult and report besides its inputs."""
+    """What a rule may consult and report besides its inputs (one per node: a plain class with
+    slots, as it is created for every node)."""
 
-    node: Node
-    declared: list[Shape | None]
-    axis_ops: dict[int, AxisOp] = field(default_factory=dict)
-    notes: list[Note] = field(default_factory=list)
-    #: Set by a rule when its result must not be trusted (reason in ``notes``).
-    uncertain: bool = False
+    __slots__ = ("axis_ops", "declared", "node", "notes", "uncertain")
+
+    def __init__(self, node: Node, declared: list[Shape | None]) -> None:
+        self.node = node
+        self.declared = declared
+        #: What the op did per input spatial axis (kernel, stride, ...), for reports.
+        self.axis_ops: dict[int, AxisOp] = {}
+        self.notes: list[Note] = []
+        #: Set by a rule when its result must not be trusted (reason in ``notes``).
+        self.uncertain = False
 
     def note(self, code: str, severity: str, message: str) -> None:
         self.notes.append(Note(code, severity, message))
@@ -102,6 +106,8 @@ def _norm_axis(axis: int, rank: int) -> int:
 def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     """New size of tensor axis ``t``; a plain axis keeps its identity, a folded one loses sizes."""
     factors = layout[t]
+    if len(factors) == 1:  # the common case: one input axis or one other axis
+        return layout[:t] + ((factor(size, factors[0].spatial),),) + layout[t + 1 :]
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
@@ -228,16 +234,16 @@ def window_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             size,
         )
         if sp is not None:
-            ctx.axis_ops[sp] = AxisOp(k, Fraction(s), d, lo, hi)
+            ctx.axis_ops[sp] = AxisOp(k, fraction(s), d, lo, hi)
         shape = _shape_with(shape, t, size)
-        out = replace(out, layout=_set_size(out.layout, t, size))
+        out = out.evolve(layout=_set_size(out.layout, t, size))
     ch = a.get("channel_axis")
     if ch is not None:
         c = _norm_axis(ch, x.rank)
         out = out.make_global([c], keep_window=True)
         shape = _shape_with(shape, c, a.get("out_channels"))
-        out = replace(out, layout=_set_size(out.layout, c, shape[c]))
-    return [replace(out, shape=shape)]
+        out = out.evolve(layout=_set_size(out.layout, c, shape[c]))
+    return [out.evolve(shape=shape)]
 
 
 @rule("window_transpose")
@@ -285,12 +291,12 @@ def transpose_conv_rule(
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(k, Fraction(1, s), d, lo, hi)
         shape = _shape_with(shape, t, size)
-        out = replace(out, layout=_set_size(out.layout, t, size))
+        out = out.evolve(layout=_set_size(out.layout, t, size))
     c = _norm_axis(a["channel_axis"], x.rank)
     out = out.make_global([c], keep_window=True)
     shape = _shape_with(shape, c, a.get("out_channels"))
-    out = replace(out, layout=_set_size(out.layout, c, shape[c]))
-    return [replace(out, shape=shape)]
+    out = out.evolve(layout=_set_size(out.layout, c, shape[c]))
+    return [out.evolve(shape=shape)]
 
 
 @rule("pad")
@@ -315,8 +321,8 @@ def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[T
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=lo, pad_hi=hi)
         shape = _shape_with(shape, t, size)
-        out = replace(out, layout=_set_size(out.layout, t, size))
-    return [replace(out, shape=shape)]
+        out = out.evolve(layout=_set_size(out.layout, t, size))
+    return [out.evolve(shape=shape)]
 
 
 def _slice_bounds(n: int, start: int, end: int, step: int) -> tuple[int, int]:
@@ -371,8 +377,8 @@ def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
             if sp is not None:
                 ctx.axis_ops[sp] = AxisOp(stride=Fraction(step), pad_lo=-first)
         shape = _shape_with(shape, t, length)
-        out = replace(out, layout=_set_size(out.layout, t, length))
-    return [replace(out, shape=shape)]
+        out = out.evolve(layout=_set_size(out.layout, t, length))
+    return [out.evolve(shape=shape)]
 
 
 @rule("resize")
@@ -434,8 +440,8 @@ def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(stride=1 / scale)
         shape = _shape_with(shape, t, size)
-        out = replace(out, layout=_set_size(out.layout, t, size))
-    return [replace(out, shape=shape)]
+        out = out.evolve(layout=_set_size(out.layout, t, size))
+    return [out.evolve(shape=shape)]
 
 
 @rule("space_to_depth", "depth_to_space")
@@ -471,13 +477,13 @@ def block_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
                 b if to_depth else None, Fraction(b) if to_depth else Fraction(1, b)
             )
         shape = _shape_with(shape, t, size)
-        out = replace(out, layout=_set_size(out.layout, t, size))
+        out = out.evolve(layout=_set_size(out.layout, t, size))
     ch = x.shape[c]
     factor = b ** len(axes)
     new_c = None if ch is None else (ch * factor if to_depth else ch // factor)
     shape = _shape_with(shape, c, new_c)
-    out = replace(out, layout=_set_size(out.layout, c, new_c))
-    return [replace(out, shape=shape)]
+    out = out.evolve(layout=_set_size(out.layout, c, new_c))
+    return [out.evolve(shape=shape)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,13 +501,13 @@ def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         for t in axes:
             layout = _set_size(layout, t, 1)
             shape = _shape_with(shape, t, 1)
-        return [replace(out, layout=layout, shape=shape)]
+        return [out.evolve(layout=layout, shape=shape)]
     keep = [t for t in range(x.rank) if t not in axes]
     riders = tuple(
         Factor(1, f.spatial) for t in axes for f in out.layout[t] if f.spatial is not None
     )
     layout = _attach(tuple(out.layout[t] for t in keep), riders)
-    return [replace(out, layout=layout, shape=tuple(out.shape[t] for t in keep))]
+    return [out.evolve(layout=layout, shape=tuple(out.shape[t] for t in keep))]
 
 
 @rule("mix")
@@ -517,7 +523,7 @@ def dense_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
     out = x.make_global([t], keep_window=False)
     units = node.attrs.get("units")
     layout = out.layout[:t] + ((Factor(units),),) + out.layout[t + 1 :]
-    return [replace(out, layout=layout, shape=_shape_with(x.shape, t, units))]
+    return [out.evolve(layout=layout, shape=_shape_with(x.shape, t, units))]
 
 
 @rule("gemm")
@@ -530,13 +536,13 @@ def gemm_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[
     a = a_in.make_global([k_axis], keep_window=False)
     units = node.attrs.get("units")
     rows = (a.layout[m_axis], (Factor(units),))
-    parts = [replace(a, layout=rows, shape=(a.shape[m_axis], units))]
+    parts = [a.evolve(layout=rows, shape=(a.shape[m_axis], units))]
     if len(ins) > 1 and ins[1].live:
         b = ins[1]
         tb = bool(node.attrs.get("trans_b", False))
         kb, nb = (1, 0) if tb else (0, 1)
         b = b.make_global([kb], keep_window=False)
-        parts.append(replace(b, layout=((Factor(1),), b.layout[nb]), shape=(1, b.shape[nb])))
+        parts.append(b.evolve(layout=((Factor(1),), b.layout[nb]), shape=(1, b.shape[nb])))
     return [_merge(parts, (a.shape[m_axis], units), ctx)]
 
 
@@ -550,9 +556,8 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     batch = _broadcast_shape([a.shape[:-2], b.shape[:-2]])
     out_shape = batch + (a.shape[-2], b.shape[-1])
     # A contributes rows (its axis -2), B contributes columns (its axis -1)
-    a_part = replace(a, layout=a.layout[:-1] + ((Factor(1),),), shape=a.shape[:-1] + (1,))
-    b_part = replace(
-        b,
+    a_part = a.evolve(layout=a.layout[:-1] + ((Factor(1),),), shape=a.shape[:-1] + (1,))
+    b_part = b.evolve(
         layout=b.layout[:-2] + ((Factor(1),),) + b.layout[-1:],
         shape=b.shape[:-2] + (1,) + b.shape[-1:],
     )
@@ -564,6 +569,9 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
 
 
 def _broadcast_shape(shapes: Sequence[Shape]) -> Shape:
+    first = shapes[0] if shapes else ()
+    if all(s == first for s in shapes):
+        return first
     rank = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for t in range(rank):
@@ -727,8 +735,7 @@ def concat_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             f"concatenation along tensor axis {t}, which holds an input spatial axis",
         )
         parts = [
-            replace(
-                s.with_axes(AxisState(None, ax.is_global) for ax in s.axes),
+            s.with_axes(AxisState(None, ax.is_global) for ax in s.axes).evolve(
                 layout=_set_size(s.layout, t, total),
                 shape=_shape_with(s.shape, t, total),
             )
@@ -736,7 +743,7 @@ def concat_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         ]
         return [_merge(parts, shape, ctx)]
     parts = [
-        replace(s, layout=_set_size(s.layout, t, total), shape=_shape_with(s.shape, t, total))
+        s.evolve(layout=_set_size(s.layout, t, total), shape=_shape_with(s.shape, t, total))
         for s in live
     ]
     return [_merge(parts, shape, ctx)]
@@ -761,7 +768,7 @@ def split_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=-offset)
         outs.append(
-            replace(st, layout=_set_size(st.layout, t, size), shape=_shape_with(x.shape, t, size))
+            st.evolve(layout=_set_size(st.layout, t, size), shape=_shape_with(x.shape, t, size))
         )
         offset += size
     return outs
@@ -774,7 +781,7 @@ def transpose_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> 
     if sorted(perm) != list(range(x.rank)):
         raise GeometryError(f"perm {perm} is not a permutation of {x.rank} axes")
     return [
-        replace(x, layout=tuple(x.layout[p] for p in perm), shape=tuple(x.shape[p] for p in perm))
+        x.evolve(layout=tuple(x.layout[p] for p in perm), shape=tuple(x.shape[p] for p in perm))
     ]
 
 
@@ -791,8 +798,7 @@ def gather_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             out = out.set_axis(sp, AxisState(None, False))
     new = tuple((Factor(d),) for d in idx_shape)
     return [
-        replace(
-            out,
+        out.evolve(
             layout=out.layout[:t] + new + out.layout[t + 1 :],
             shape=x.shape[:t] + idx_shape + x.shape[t + 1 :],
         )
@@ -802,7 +808,7 @@ def gather_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
 def _regroup(x: TensorState, groups: Sequence[Sequence[int]], shape: Shape) -> TensorState:
     """Output axis ``k`` is the row-major fold of input axes ``groups[k]``."""
     layout = tuple(tuple(f for t in g for f in x.layout[t]) or (Factor(1),) for g in groups)
-    return replace(x, layout=tuple(_fit(lay, d) for lay, d in zip(layout, shape)), shape=shape)
+    return x.evolve(layout=tuple(_fit(lay, d) for lay, d in zip(layout, shape)), shape=shape)
 
 
 @rule("flatten")
@@ -830,7 +836,7 @@ def squeeze_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
     keep = [t for t in range(x.rank) if t not in drop]
     riders = tuple(f for t in sorted(drop) for f in x.layout[t] if f.spatial is not None)
     layout = _attach(tuple(x.layout[t] for t in keep), riders)
-    return [replace(x, layout=layout, shape=tuple(x.shape[t] for t in keep))]
+    return [x.evolve(layout=layout, shape=tuple(x.shape[t] for t in keep))]
 
 
 @rule("unsqueeze")
@@ -849,7 +855,7 @@ def unsqueeze_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> 
             s = next(it)
             layout.append(x.layout[s])
             shape.append(x.shape[s])
-    return [replace(x, layout=tuple(layout), shape=tuple(shape))]
+    return [x.evolve(layout=tuple(layout), shape=tuple(shape))]
 
 
 @rule("reshape")
@@ -870,7 +876,7 @@ def reshape_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
                 f"cannot follow the input's spatial axes through a reshape {x.shape} -> {shape}",
             )
         return [_unknown_windows(x, shape)]
-    return [replace(x, layout=layout, shape=shape)]
+    return [x.evolve(layout=layout, shape=shape)]
 
 
 def _complete(src: Shape, dst: Shape) -> Shape:
@@ -985,8 +991,8 @@ def _resized_by_declaration(x: TensorState, ctx: RuleContext, code: str, what: s
         if _has_spatial(x.layout[t]):
             ctx.give_up(code, f"{what} along tensor axis {t} are computed at run time")
             return _unknown_windows(x, decl)
-        out = replace(out, layout=_set_size(out.layout, t, new))
-    return replace(out, shape=tuple(decl))
+        out = out.evolve(layout=_set_size(out.layout, t, new))
+    return out.evolve(shape=tuple(decl))
 
 
 def _unknown_windows(x: TensorState, shape: Shape) -> TensorState:

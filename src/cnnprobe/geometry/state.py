@@ -4,7 +4,7 @@ and, per input spatial axis, which input pixels each unit depends on."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
@@ -95,6 +95,12 @@ class Factor:
 Layout = tuple[tuple[Factor, ...], ...]
 
 
+@lru_cache(maxsize=1 << 12)
+def factor(size: int | None, spatial: int | None = None) -> Factor:
+    """A shared :class:`Factor` (they are immutable, and rules make one per axis per node)."""
+    return Factor(size, spatial)
+
+
 @dataclass(frozen=True, slots=True)
 class TensorState:
     """Everything known about one tensor.
@@ -154,13 +160,31 @@ class TensorState:
         sizes = [self.shape[t] for t in smap.values()]
         return any(s != 1 for s in sizes) or not all(ax.is_global for ax in self.axes)
 
+    def evolve(
+        self,
+        *,
+        shape: Shape | None = None,
+        layout: Layout | None = None,
+        axes: tuple[AxisState, ...] | None = None,
+        uncertain: bool | None = None,
+    ) -> TensorState:
+        """A copy with the given fields replaced (``dataclasses.replace``, without its generic
+        overhead: rules call this for every node)."""
+        return TensorState(
+            self.shape if shape is None else shape,
+            self.layout if layout is None else layout,
+            self.axes if axes is None else axes,
+            self.live,
+            self.uncertain if uncertain is None else uncertain,
+        )
+
     def with_axes(self, axes: Iterable[AxisState]) -> TensorState:
-        return replace(self, axes=tuple(axes))
+        return self.evolve(axes=tuple(axes))
 
     def set_axis(self, spatial: int, axis: AxisState) -> TensorState:
         axes = list(self.axes)
         axes[spatial] = axis
-        return replace(self, axes=tuple(axes))
+        return self.evolve(axes=tuple(axes))
 
     def make_global(self, tensor_axes: Iterable[int], keep_window: bool) -> TensorState:
         """Every output unit depends on all positions along ``tensor_axes``.

@@ -11,7 +11,8 @@ from ..ir import Shape, format_shape
 def frac(x: Fraction | int | None) -> str:
     if x is None:
         return "?"
-    x = Fraction(x)
+    if type(x) is int:
+        return str(x)
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
@@ -19,7 +20,6 @@ def number(x: Fraction | int | None) -> int | float | None:
     """A JSON number: exact integers stay integers."""
     if x is None or type(x) is int:
         return x
-    x = Fraction(x)
     return x.numerator if x.denominator == 1 else float(x)
 
 

@@ -32,17 +32,8 @@ def _axis(a: AxisGeometry) -> dict[str, Any]:
     }
 
 
-def layer_dict(layer: LayerResult, memo: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """One layer as JSON data. Layers that pass their input through share its
-    :class:`AxisGeometry` objects; ``memo`` (by object id, for one result) builds each once."""
-    if memo is None:
-        memo = {}
-    axes = []
-    for a in layer.axes:
-        d = memo.get(id(a))
-        if d is None:
-            d = memo[id(a)] = _axis(a)
-        axes.append(d)
+def _layer_fields(layer: LayerResult) -> dict[str, Any]:
+    """Every field of a layer but ``axes`` (which comes last)."""
     return {
         "name": layer.name,
         "op": layer.op,
@@ -57,14 +48,26 @@ def layer_dict(layer: LayerResult, memo: dict[int, dict[str, Any]] | None = None
         "spatial": layer.is_spatial,
         "changes_geometry": layer.changes_geometry,
         "status": layer.status,
-        "axes": axes,
     }
 
 
+def layer_dict(layer: LayerResult) -> dict[str, Any]:
+    return {**_layer_fields(layer), "axes": [_axis(a) for a in layer.axes]}
+
+
 def to_dict(result: AnalysisResult) -> dict[str, Any]:
+    """The JSON document as Python data (``render`` writes the same document)."""
+    head = _head(result)
+    doc = {key: head[key] for key in ("schema_version", "tool", "model")}
+    doc["layers"] = [layer_dict(lay) for lay in result.layers]
+    doc.update(head)  # verdict, diagnostics (keys already present keep their place)
+    return doc
+
+
+def _head(result: AnalysisResult) -> dict[str, Any]:
+    """The document without its layers."""
     v = result.verdict
     m = result.model
-    memo: dict[int, dict[str, Any]] = {}  # the result keeps every AxisGeometry alive meanwhile
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cnnprobe", "version": __version__},
@@ -79,7 +82,6 @@ def to_dict(result: AnalysisResult) -> dict[str, Any]:
                 "spatial_axes": list(m.input.spatial_axes),
             },
         },
-        "layers": [layer_dict(lay, memo) for lay in result.layers],
         "verdict": {
             "input_size": list(v.input_size),
             "last_spatial_layer": v.last_spatial_layer,
@@ -116,13 +118,22 @@ def to_dict(result: AnalysisResult) -> dict[str, Any]:
 
 
 def render(result: AnalysisResult, show_all: bool = False) -> str:
-    """Indented JSON with one line per layer: readable, diff-friendly, and fast (the compact
-    encoder is written in C; Python's indenting one is not)."""
-    doc = to_dict(result)
-    layers = doc.pop("layers")
-    head = json.dumps(doc, indent=2)
-    if not layers:
+    """``to_dict(result)`` as indented JSON, with one line per layer: readable, diff-friendly, and
+    fast: the compact encoder is written in C (Python's indenting one is not), and layers that
+    pass their input through share its :class:`AxisGeometry` objects, each encoded once."""
+    head = json.dumps(_head(result), indent=2)
+    if not result.layers:
         return head[:-2] + ',\n  "layers": []\n}\n'
     encode = json.JSONEncoder(separators=(", ", ": ")).encode
-    body = ",\n".join("    " + encode(lay) for lay in layers)
-    return head[:-2] + ',\n  "layers": [\n' + body + "\n  ]\n}\n"
+    encoded: dict[int, str] = {}  # id(AxisGeometry) -> JSON; the result keeps them all alive
+    lines = []
+    for layer in result.layers:
+        axes = []
+        for a in layer.axes:
+            text = encoded.get(id(a))
+            if text is None:
+                text = encoded[id(a)] = encode(_axis(a))
+            axes.append(text)
+        fields = encode(_layer_fields(layer))
+        lines.append(f'    {fields[:-1]}, "axes": [{", ".join(axes)}]}}')
+    return head[:-2] + ',\n  "layers": [\n' + ",\n".join(lines) + "\n  ]\n}\n"
