@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from ..results import AnalysisResult
+from .grid import grid
 from .table import HEADERS, row, selected
 from .words import verdict_lines
 
@@ -20,7 +19,7 @@ def render(result: AnalysisResult, show_all: bool = False) -> str:
     out = [
         f"### cnnprobe summary: `{_escape(m.path)}`",
         "",
-        tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True),
+        grid(HEADERS, rows, "github"),
         "",
         "**Verdict**",
         "",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from ..results import AnalysisResult, AxisGeometry, LayerResult
 from .common import axes, frac, percent, shape
+from .grid import grid
 from .words import layer_status, verdict_lines
 
 HEADERS = [
@@ -91,7 +90,7 @@ def selected(result: AnalysisResult, show_all: bool) -> list[LayerResult]:
 
 def render(result: AnalysisResult, show_all: bool = False) -> str:
     layers = selected(result, show_all)
-    table = tabulate([row(lay) for lay in layers], headers=HEADERS, disable_numparse=True)
+    table = grid(HEADERS, [row(lay) for lay in layers])
     m = result.model
     head = f"{m.path} ({m.format}"
     if m.meta.get("opset"):
