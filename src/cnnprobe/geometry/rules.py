@@ -160,6 +160,14 @@ def _move_window(
     return state.set_axis(a, AxisState(window, ax.is_global, real)), a
 
 
+def _spatial_of(state: TensorState, t: int) -> int | None:
+    """The input spatial axis that tensor axis ``t`` holds alone, if any."""
+    spatial = [f.spatial for f in state.layout[t] if f.spatial is not None]
+    if len(spatial) != 1 or not state.location(spatial[0])[1]:
+        return None
+    return spatial[0]
+
+
 def _shape_with(shape: Shape, t: int, size: Dim) -> Shape:
     return shape[:t] + (size,) + shape[t + 1 :]
 
@@ -223,6 +231,13 @@ def window_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             raise GeometryError(f"'same' padding needs the size of axis {t} (give --input-shape)")
         lo, hi = pads
         size = None if n is None else window_out_size(n, k, s, d, lo, hi, ceil_mode)
+        sp = _spatial_of(out, t) if k == 1 and s == 1 and lo == 0 and hi == 0 else None
+        if sp is not None and out.axes[sp].window is not None and n is not None:
+            # a 1x1 window (pointwise conv): every unit reads the unit below it, so the axis
+            # keeps its window and real pixels (the same objects: their figures are reused)
+            ctx.axis_ops[sp] = AxisOp(1, fraction(1), d, 0, 0)
+            out = out.evolve(layout=_set_size(out.layout, t, size))
+            continue
         first, last = window_index_maps(k, s, d, lo)
         out, sp = _move_window(
             out,
