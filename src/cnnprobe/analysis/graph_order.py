@@ -50,8 +50,11 @@ def topological_order(graph: Graph) -> list[Node]:
 
 def feeds_outputs(graph: Graph, order: list[Node]) -> set[str]:
     """Tensors from which some graph output can be reached."""
-    useful = set(graph.outputs)
+    useful: set[str | None] = set(graph.outputs)
     for node in reversed(order):
-        if any(o in useful for o in node.outputs):
-            useful.update(n for n in (*node.inputs, *node.params) if n)
-    return useful
+        for out in node.outputs:
+            if out in useful:
+                useful.update(node.inputs)
+                useful.update(node.params)
+                break
+    return {n for n in useful if n}  # not the empty names of absent optional inputs

@@ -275,7 +275,7 @@ def _check_merge(node: Node, ins: list[TensorState], diags: list[Diagnostic]) ->
     nsp = min(len(s.axes) for s in ins)
     for a in range(nsp):
         jumps: list[Fraction] = []
-        centres: list[Fraction] = []
+        doubled_centres: list[int] = []  # lo + hi of unit 0: twice its centre, an integer
         for s in ins:
             t, plain = s.location(a)
             w = s.axes[a].window
@@ -286,7 +286,7 @@ def _check_merge(node: Node, ins: list[TensorState], diags: list[Diagnostic]) ->
                 return
             lo, hi = w.at(0)
             jumps.append(j)
-            centres.append(Fraction(lo + hi, 2))
+            doubled_centres.append(lo + hi)
         if len(set(jumps)) > 1:
             diags.append(
                 Diagnostic(
@@ -297,7 +297,8 @@ def _check_merge(node: Node, ins: list[TensorState], diags: list[Diagnostic]) ->
                     f"({', '.join(_frac(j) for j in jumps)}): their units do not line up",
                 )
             )
-        elif len(set(centres)) > 1:
+        elif len(set(doubled_centres)) > 1:
+            centres = (Fraction(c, 2) for c in doubled_centres)
             diags.append(
                 Diagnostic(
                     "off-centre-merge",

@@ -52,7 +52,11 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
             after = tuple(lay.jump)
             if src is not None and (src.status != OK or not src.is_spatial):
                 continue
-            if any(b is not None and a is not None and a != b for a, b in zip(after, before)):
+            # jumps are shared Fraction objects: compare identities first (Fraction == is slow)
+            if any(
+                a is not b and b is not None and a is not None and a != b
+                for a, b in zip(after, before)
+            ):
                 stages.append(Stage(lay.name, lay.op, before, after))
 
     certain = all(lay.status == OK for lay in layers)
