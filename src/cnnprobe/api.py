@@ -49,16 +49,17 @@ def analyze(
         if isinstance(input_shape, str)
         else (tuple(int(d) for d in input_shape) if input_shape is not None else None)
     )
-    with _no_gc():
+    with no_gc():
         graph = load_graph(os.fspath(path), input_name, shape, layout)
         return analyze_graph(graph, assume_pointwise)
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
-    """The analysis allocates many small acyclic objects: full collections in the middle of it
-    cost time that grows with the live heap (quadratic overall). Reference counting frees
-    everything; the cyclic collector resumes afterwards."""
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector. The analysis and its reports allocate many small
+    acyclic objects: full collections in the middle of them cost time that grows with the live
+    heap (quadratic overall). Reference counting frees everything; the collector resumes
+    afterwards."""
     was = gc.isenabled()
     gc.disable()
     try:

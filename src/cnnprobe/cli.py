@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -16,15 +17,13 @@ import typer
 from . import __version__
 from .commands import check, design, shift_test, summary
 
-app = typer.Typer(
-    name="cnnprobe",
-    help="What does your convolutional network actually see? Receptive fields, downsampling and "
-    "full-input coverage of ONNX and Keras models.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+#: Command name -> the function typer turns into it.
+COMMANDS: dict[str, Callable[..., None]] = {
+    "summary": summary.summary,
+    "shift-test": shift_test.shift_test,
+    "check": check.check,
+    "design": design.design,
+}
 
 
 def _version(value: bool) -> None:
@@ -33,7 +32,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: Annotated[
         bool,
@@ -43,10 +41,26 @@ def root(
     """cnnprobe: receptive fields, downsampling and full-input coverage of CNNs."""
 
 
-app.command("summary")(summary.summary)
-app.command("shift-test")(shift_test.shift_test)
-app.command("check")(check.check)
-app.command("design")(design.design)
+def make_app(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with command ``only`` alone (typer builds the parser of
+    every registered command on each call: the console script builds just the one it runs)."""
+    new = typer.Typer(
+        name="cnnprobe",
+        help="What does your convolutional network actually see? Receptive fields, downsampling "
+        "and full-input coverage of ONNX and Keras models.",
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    new.callback()(root)
+    for name, fn in COMMANDS.items():
+        if only is None or name == only:
+            new.command(name)(fn)
+    return new
+
+
+app = make_app()
 
 # re-exported for tests and other commands
 from .commands.common import Format, Layout, fail, guarded  # noqa: E402
@@ -61,8 +75,9 @@ def main() -> None:
     of the run on large models and changes nothing once the output is flushed (the same choice
     as mypy's hard exit). Exceptions other than ``SystemExit`` still leave the normal way.
     """
+    args = sys.argv[1:]
     try:
-        app()
+        (make_app(args[0]) if args and args[0] in COMMANDS else app)()
         code = 0
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):

@@ -45,7 +45,7 @@ def summary(
     ] = None,
 ) -> None:
     """Per-layer receptive field, jump, start and input coverage, then a plain-words verdict."""
-    from ..api import analyze, parse_shape
+    from ..api import analyze, no_gc, parse_shape
     from ..report import get_reporter
 
     path = str(model)
@@ -53,14 +53,15 @@ def summary(
 
     def run() -> str:
         shape = parse_shape(input_shape) if input_shape else None
-        result = analyze(
-            path,
-            input_name=input_name,
-            input_shape=shape,
-            layout=layout.value,
-            assume_pointwise=ops,
-        )
-        return get_reporter(fmt.value)(result, show_all)
+        with no_gc():  # the report allocates as much as the analysis
+            result = analyze(
+                path,
+                input_name=input_name,
+                input_shape=shape,
+                layout=layout.value,
+                assume_pointwise=ops,
+            )
+            return get_reporter(fmt.value)(result, show_all)
 
     text = guarded(path, run)
     emit(text, output)

@@ -697,15 +697,35 @@ def _spatial_ids(factors: tuple[Factor, ...] | None) -> tuple[int, ...]:
 
 @rule("elementwise")
 def elementwise_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
-    shapes = [s.shape for s in ins]
-    target = node.attrs.get("broadcast_to")
-    if target is not None:
-        shapes.append(tuple(int(d) for d in target))
-    shape = _broadcast_shape(shapes)
+    shape = _elementwise_shape(node, ins)
     live = _live(ins)
     if len(live) == 1 and _passes_through(live[0], shape):
         return [live[0] for _ in node.outputs]
     return [_merge(live, shape, ctx) for _ in node.outputs]
+
+
+def _elementwise_shape(node: Node, ins: Sequence[TensorState]) -> Shape:
+    shapes = [s.shape for s in ins]
+    target = node.attrs.get("broadcast_to")
+    if target is not None:
+        shapes.append(tuple(int(d) for d in target))
+    return _broadcast_shape(shapes)
+
+
+def passes_through(node: Node, ins: Sequence[TensorState]) -> TensorState | None:
+    """The live input of an elementwise node that hands it on unchanged (activations,
+    normalisation, a constant bias), else ``None``: what :func:`elementwise_rule` would return,
+    known without a :class:`RuleContext`."""
+    if node.op != "elementwise":
+        return None
+    live = _live(ins)
+    if len(live) != 1:
+        return None
+    try:
+        shape = _elementwise_shape(node, ins)
+    except GeometryError:
+        return None
+    return live[0] if _passes_through(live[0], shape) else None
 
 
 def _passes_through(x: TensorState, shape: Shape) -> bool:
