@@ -118,7 +118,7 @@ class Padding:
             raise ValueError(f"unknown padding mode {self.mode!r}")
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """One operation. ``inputs`` are data tensors (``None`` for an absent optional input);
     ``params`` are further tensors the op reads (weights, shape operands): if one of them turns out

@@ -19,7 +19,7 @@ UNCERTAIN = "uncertain"  #: depends on an unknown op or on something not static;
 ERROR = "error"  #: the op's attributes do not fit its input
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
     code: str
     severity: str  #: "error", "warning" or "info"
@@ -27,7 +27,7 @@ class Diagnostic:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AxisGeometry:
     """One spatial axis of the model input, seen from one tensor.
 
@@ -70,7 +70,7 @@ class AxisGeometry:
         return self.input_size if self.is_global else self.rf
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerResult:
     """One output tensor of one node."""
 
@@ -131,7 +131,7 @@ class LayerResult:
         return None if r is None else r.at(index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputInfo:
     name: str
     shape: Shape

@@ -48,10 +48,10 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
             if lay is None or lay.output not in useful or lay.status != OK or not lay.is_spatial:
                 continue
             src = next((by_tensor[n] for n in node.inputs if n and n in by_tensor), None)
-            before = tuple(src.jump) if src is not None else ones
-            after = tuple(lay.jump)
-            if src is not None and (src.status != OK or not src.is_spatial):
-                continue
+            if src is not None and (src.axes is lay.axes or src.status != OK or not src.is_spatial):
+                continue  # (the same axes: the layer passed its input through)
+            before = tuple(a.jump for a in src.axes) if src is not None else ones
+            after = tuple(a.jump for a in lay.axes)
             # jumps are shared Fraction objects: compare identities first (Fraction == is slow)
             if any(
                 a is not b and b is not None and a is not None and a != b

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from ..errors import ModelError
@@ -353,11 +354,11 @@ def _node(buf: bytes, pos: int, end: int) -> NodeInfo:
         elif num == 5:
             _attribute(buf, a, pos, attrs)
         elif num == 4:
-            op_type = str(buf[a:pos], "utf-8")
+            op_type = intern(str(buf[a:pos], "utf-8"))  # a few dozen names, shared by all nodes
         elif num == 3:
             name = str(buf[a:pos], "utf-8")
         elif num == 7:
-            domain = str(buf[a:pos], "utf-8")
+            domain = intern(str(buf[a:pos], "utf-8"))
         # 6 doc_string, 8 overload, 9 metadata_props, 10 device_configurations: skipped
     return NodeInfo(name, op_type, domain, tuple(inputs), tuple(outputs), attrs)
 

@@ -32,7 +32,7 @@ from .real import Real, Span
 from .state import AxisState, Factor, Layout, TensorState, Window, factor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AxisOp:
     """What an op did along one input spatial axis, for reports."""
 
