@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from .. import __version__
@@ -40,14 +41,21 @@ def _layer_fields(layer: LayerResult) -> dict[str, Any]:
         "kind": layer.kind,
         "output": layer.output,
         "output_shape": list(layer.output_shape),
-        "rf": layer.rf,
-        "effective_rf": [a.effective_rf for a in layer.axes],
-        "jump": [number(j) for j in layer.jump],
-        "start": layer.start,
-        "global": layer.is_global,
+        **_axes_summary(layer.axes),
         "spatial": layer.is_spatial,
         "changes_geometry": layer.changes_geometry,
         "status": layer.status,
+    }
+
+
+def _axes_summary(axes: tuple[AxisGeometry, ...]) -> dict[str, Any]:
+    """The fields of a layer that depend on its axes only."""
+    return {
+        "rf": [a.rf for a in axes],
+        "effective_rf": [a.effective_rf for a in axes],
+        "jump": [number(a.jump) for a in axes],
+        "start": [a.start for a in axes],
+        "global": bool(axes) and all(a.is_global for a in axes),
     }
 
 
@@ -56,12 +64,9 @@ def layer_dict(layer: LayerResult) -> dict[str, Any]:
 
 
 def to_dict(result: AnalysisResult) -> dict[str, Any]:
-    """The JSON document as Python data (``render`` writes the same document)."""
-    head = _head(result)
-    doc = {key: head[key] for key in ("schema_version", "tool", "model")}
-    doc["layers"] = [layer_dict(lay) for lay in result.layers]
-    doc.update(head)  # verdict, diagnostics (keys already present keep their place)
-    return doc
+    """The JSON document as Python data, in the order ``render`` writes it: the verdict and the
+    diagnostics come before the (long) list of layers."""
+    return {**_head(result), "layers": [layer_dict(lay) for lay in result.layers]}
 
 
 def _head(result: AnalysisResult) -> dict[str, Any]:
@@ -118,22 +123,40 @@ def _head(result: AnalysisResult) -> dict[str, Any]:
 
 
 def render(result: AnalysisResult, show_all: bool = False) -> str:
-    """``to_dict(result)`` as indented JSON, with one line per layer: readable, diff-friendly, and
-    fast: the compact encoder is written in C (Python's indenting one is not), and layers that
-    pass their input through share its :class:`AxisGeometry` objects, each encoded once."""
+    """``to_dict(result)`` as indented JSON with one line per layer: readable and diff-friendly.
+
+    Models have thousands of layers, so each line is written directly, and what depends only on
+    a layer's axes is encoded once per set of axes (the compact encoder is written in C; Python's
+    indenting one is not): layers that pass their input through share its axes. Tests check that
+    the text parses to ``to_dict(result)``.
+    """
     head = json.dumps(_head(result), indent=2)
     if not result.layers:
         return head[:-2] + ',\n  "layers": []\n}\n'
     encode = json.JSONEncoder(separators=(", ", ": ")).encode
-    encoded: dict[int, str] = {}  # id(AxisGeometry) -> JSON; the result keeps them all alive
+    # by object id: the result keeps every axis and tuple of axes alive meanwhile
+    axis_text: dict[int, str] = {}
+    by_axes: dict[int, tuple[str, str]] = {}
     lines = []
     for layer in result.layers:
-        axes = []
-        for a in layer.axes:
-            text = encoded.get(id(a))
-            if text is None:
-                text = encoded[id(a)] = encode(_axis(a))
-            axes.append(text)
-        fields = encode(_layer_fields(layer))
-        lines.append(f'    {fields[:-1]}, "axes": [{", ".join(axes)}]}}')
+        axes = layer.axes
+        texts = by_axes.get(id(axes))
+        if texts is None:
+            parts = []
+            for a in axes:
+                text = axis_text.get(id(a))
+                if text is None:
+                    text = axis_text[id(a)] = encode(_axis(a))
+                parts.append(text)
+            texts = by_axes[id(axes)] = (encode(_axes_summary(axes))[1:-1], ", ".join(parts))
+        shape = layer.output_shape
+        dims = ", ".join(map(str, shape)) if None not in shape else encode(shape)[1:-1]
+        lines.append(
+            f'    {{"name": {_quote(layer.name)}, "op": {_quote(layer.op)}, '
+            f'"kind": {_quote(layer.kind)}, "output": {_quote(layer.output)}, '
+            f'"output_shape": [{dims}], {texts[0]}, '
+            f'"spatial": {"true" if layer.is_spatial else "false"}, '
+            f'"changes_geometry": {"true" if layer.changes_geometry else "false"}, '
+            f'"status": {_quote(layer.status)}, "axes": [{texts[1]}]}}'
+        )
     return head[:-2] + ',\n  "layers": [\n' + ",\n".join(lines) + "\n  ]\n}\n"
