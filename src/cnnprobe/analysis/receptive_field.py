@@ -96,22 +96,25 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
     unknown_ops: dict[str, list[str]] = {}
 
     # states are dropped after their last reader: memory stays proportional to the graph's width
-    readers: dict[str, int] = {}
-    for node in order:
-        for n in (*node.inputs, *node.params):
+    last_reader: dict[str, int] = {}
+    for index, node in enumerate(order):
+        for n in node.inputs:
             if n:
-                readers[n] = readers.get(n, 0) + 1
+                last_reader[n] = index
+        for n in node.params:
+            last_reader[n] = index
     keep = set(graph.outputs)
+    release: list[list[str]] = [[] for _ in order]
+    for n, index in last_reader.items():
+        if n not in keep:
+            release[index].append(n)
     seen: GeometryCache = ({}, {})
-    for node in order:
+    for index, node in enumerate(order):
         ins = [state(n) for n in node.inputs]
         # a parameter no node produced is a constant (weights): it never needs a state
         params = [st for p in node.params if (st := states.get(p)) is not None]
-        for n in (*node.inputs, *node.params):
-            if n:
-                readers[n] -= 1
-                if readers[n] == 0 and n not in keep:
-                    states.pop(n, None)
+        for n in release[index]:
+            states.pop(n, None)
         declared = [declared_shapes.get(o) for o in node.outputs]
         live_ins = [s for s in ins if s.live]
         live_params = [p for p in params if p.live]
@@ -340,41 +343,59 @@ def axis_geometry(
     ax = st.axes[a]
     glob = ax.is_global
     w = ax.window if not st.uncertain else None
-    fig: dict[str, object] = {}
+    rf = rf_min = start = None
+    jump = centre = None
+    phase_starts: tuple[int, ...] = ()
+    misaligned = False
+    cov_centre = cov_min = None
+    full = None
     if w is None:
         if glob and not st.uncertain:
-            fig = {"coverage_centre": 1.0, "coverage_min": 1.0, "full": True}
+            cov_centre, cov_min, full = 1.0, 1.0, True
     elif w.aligned and w.period == 1:
         # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form
-        lo0, hi0 = w.at(0)
-        fig = {
-            "rf": hi0 - lo0 + 1,
-            "rf_min": hi0 - lo0 + 1,
-            "jump": w.jump,
-            "start": lo0,
-            "centre": fraction(lo0 + hi0, 2),
-        }
+        start, hi0 = w.at(0)
+        rf = rf_min = hi0 - start + 1
+        jump = w.jump
+        centre = fraction(start + hi0, 2)
     else:
-        fig = _general(w, size)
+        rf, rf_min, jump, start, centre, phase_starts, misaligned = _general(w, size)
     real = ax.real if w is not None and ax.real is not None else None
     if real is not None and (size is None or len(real.lo) != size):
         real = None
     if w is not None and n_in is not None and size:
         if glob:
-            fig.update(coverage_centre=1.0, coverage_min=1.0, full=True)
+            cov_centre, cov_min, full = 1.0, 1.0, True
         elif real is not None:
             if real.simple:  # no empty unit: widths straight from the ends (in C)
                 seen = list(map(sub, real.hi, real.lo))
-                centre, least = seen[(size - 1) // 2] + 1, min(seen) + 1
+                middle, least = seen[(size - 1) // 2] + 1, min(seen) + 1
             else:
                 seen = [h - lo + 1 if lo <= h else 0 for lo, h in zip(real.lo, real.hi)]
-                centre, least = seen[(size - 1) // 2], min(seen)
-            fig.update(
-                coverage_centre=centre / n_in,
-                coverage_min=least / n_in,
-                full=max(real.lo) <= 0 and min(real.hi) >= n_in - 1,
-            )
-    geo = AxisGeometry(size=size, input_size=n_in, is_global=glob, **fig)  # type: ignore[arg-type]
+                middle, least = seen[(size - 1) // 2], min(seen)
+            cov_centre = middle / n_in
+            cov_min = least / n_in
+            full = max(real.lo) <= 0 and min(real.hi) >= n_in - 1
+    geo = AxisGeometry(
+        size,
+        n_in,
+        None,
+        None,
+        None,
+        None,
+        None,
+        rf,
+        rf_min,
+        jump,
+        start,
+        centre,
+        phase_starts,
+        glob,
+        misaligned,
+        cov_centre,
+        cov_min,
+        full,
+    )
     return geo, w, real
 
 
@@ -402,8 +423,11 @@ def _with_op(g: AxisGeometry, op: AxisOp) -> AxisGeometry:
     )
 
 
-def _general(w: Window, size: int | None) -> dict[str, object]:
-    """Staircases and misaligned windows: evaluate every unit (vectorised)."""
+def _general(
+    w: Window, size: int | None
+) -> tuple[int, int, Fraction | None, int, Fraction, tuple[int, ...], bool]:
+    """Staircases and misaligned windows: evaluate every unit (vectorised). Returns rf, rf_min,
+    jump, start, centre, phase starts and whether the window is misaligned."""
     import numpy as np
 
     units = max(size if size is not None else w.period, 1)
@@ -417,15 +441,15 @@ def _general(w: Window, size: int | None) -> dict[str, object]:
     widths = hi - lo + 1
     lo0, hi0 = int(lo[0]), int(hi[0])
     period = w.period
-    return {
-        "rf": int(widths.max()),
-        "rf_min": int(widths.min()),
-        "jump": w.jump,
-        "start": lo0,
-        "centre": Fraction(lo0 + hi0, 2),
-        "phase_starts": tuple(w.at(i)[0] for i in range(period)) if period > 1 else (),
-        "misaligned": not w.aligned,
-    }
+    return (
+        int(widths.max()),
+        int(widths.min()),
+        w.jump,
+        lo0,
+        Fraction(lo0 + hi0, 2),
+        tuple(w.at(i)[0] for i in range(period)) if period > 1 else (),
+        not w.aligned,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ Notation: ``n`` input size, ``k`` kernel, ``s`` stride, ``d`` dilation, ``k_eff 
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 from math import ceil, floor
 
 from .qamap import QAMap
@@ -59,6 +60,7 @@ def window_out_size(n: int, k: int, s: int, d: int, lo: int, hi: int, ceil_mode:
     return out
 
 
+@lru_cache(maxsize=1 << 10)
 def window_index_maps(k: int, s: int, d: int, lo: int) -> tuple[QAMap, QAMap]:
     """Output unit ``i`` of a conv/pool reads input units ``i*s - lo .. i*s - lo + k_eff - 1``."""
     first = QAMap.affine(-lo, s)

@@ -93,6 +93,31 @@ def strided(n_in: int, n_out: int, first: int, s: int, d: int, k: int) -> list[S
     return out
 
 
+def through_strided(real: Real, n_in: int, n_out: int, first: int, s: int, d: int, k: int) -> Real:
+    """``real.through(strided(n_in, n_out, first, s, d, k))``, without building every span: the
+    units whose taps all fall inside the input (all but a few at the borders) read their first
+    and last tap, which for a simple ``real`` is a slice."""
+    last_tap = d * (k - 1)
+    top = n_in - 1
+    i0 = max(0, -(first // s))  # first unit whose first tap is inside
+    i1 = min(n_out - 1, (top - last_tap - first) // s)  # last unit whose last tap is inside
+    if not real.simple or i1 < i0:
+        return real.through(strided(n_in, n_out, first, s, d, k))
+    lo_in, hi_in = real.lo, real.hi
+    head = real.through(strided(n_in, i0, first, s, d, k)) if i0 else None
+    a, b = first + i0 * s, first + i1 * s
+    lo = list(lo_in[a : b + 1 : s])
+    hi = list(hi_in[a + last_tap : b + last_tap + 1 : s])
+    if head is not None:
+        lo[:0] = head.lo
+        hi[:0] = head.hi
+    if i1 < n_out - 1:
+        tail = real.through(strided(n_in, n_out - i1 - 1, first + (i1 + 1) * s, s, d, k))
+        lo += tail.lo
+        hi += tail.hi
+    return Real.make(lo, hi)
+
+
 def clamped(n_in: int, n_out: int, lo_idx: QAMap, hi_idx: QAMap) -> list[Span]:
     """Taps ``lo_idx(i)..hi_idx(i)`` with out-of-range indices clamped to the border (resize)."""
     top = n_in - 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import partial
+from functools import lru_cache, partial
 from math import prod
 from typing import Any
 
@@ -117,7 +117,18 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     return layout[:t] + (new,) + layout[t + 1 :]
 
 
-SpanFn = Callable[[int, int], list[Span]]
+#: ``(real, n_in, n_out) ->`` the first/last real pixel of each of ``n_out`` output units.
+RealMap = Callable[[Real, int, int], Real]
+
+
+def _spans(fn: Callable[..., list[Span]], **kw: Any) -> RealMap:
+    """The real pixels read through a span function: ``fn(n_in, n_out, **kw)`` lists the input
+    units each output unit reads."""
+
+    def apply(real: Real, n_in: int, n_out: int) -> Real:
+        return real.through(fn(n_in, n_out, **kw))
+
+    return apply
 
 
 def _move_window(
@@ -126,13 +137,14 @@ def _move_window(
     lo_idx: QAMap,
     hi_idx: QAMap,
     ctx: RuleContext,
-    spans: SpanFn | None = None,
+    reads: RealMap | None = None,
     n_out: Dim = None,
 ) -> tuple[TensorState, int | None]:
     """Apply per-unit index maps along tensor axis ``t``; returns the spatial axis affected.
 
-    ``spans(n_in, n_out)`` lists the real input units each output unit reads (for the exact
-    border figures); without it, or with unknown sizes, they are dropped.
+    ``reads(real, n_in, n_out)`` gives the real pixels each output unit depends on, from those
+    of the input units (for the exact border figures); without it, or with unknown sizes, they
+    are dropped.
     """
     spatial = [f.spatial for f in state.layout[t] if f.spatial is not None]
     if not spatial:
@@ -155,9 +167,15 @@ def _move_window(
         window = None
     n_in = state.shape[t]
     real = None
-    if ax.real is not None and spans is not None and n_in is not None and n_out is not None:
-        real = ax.real.through(spans(n_in, n_out))
+    if ax.real is not None and reads is not None and n_in is not None and n_out is not None:
+        real = reads(ax.real, n_in, n_out)
     return state.set_axis(a, AxisState(window, ax.is_global, real)), a
+
+
+@lru_cache(maxsize=1 << 10)
+def _window_op(k: int, s: int, d: int, lo: int, hi: int) -> AxisOp:
+    """The report of a conv/pool along one axis (shared: networks repeat a few of them)."""
+    return AxisOp(k, fraction(s), d, lo, hi)
 
 
 def _spatial_of(state: TensorState, t: int) -> int | None:
@@ -235,7 +253,7 @@ def window_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         if sp is not None and out.axes[sp].window is not None and n is not None:
             # a 1x1 window (pointwise conv): every unit reads the unit below it, so the axis
             # keeps its window and real pixels (the same objects: their figures are reused)
-            ctx.axis_ops[sp] = AxisOp(1, fraction(1), d, 0, 0)
+            ctx.axis_ops[sp] = _window_op(1, 1, d, 0, 0)
             out = out.evolve(layout=_set_size(out.layout, t, size))
             continue
         first, last = window_index_maps(k, s, d, lo)
@@ -245,11 +263,11 @@ def window_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             first,
             last,
             ctx,
-            partial(taps.strided, first=-lo, s=s, d=d, k=k),
+            partial(taps.through_strided, first=-lo, s=s, d=d, k=k),
             size,
         )
         if sp is not None:
-            ctx.axis_ops[sp] = AxisOp(k, fraction(s), d, lo, hi)
+            ctx.axis_ops[sp] = _window_op(k, s, d, lo, hi)
         shape = _shape_with(shape, t, size)
         out = out.evolve(layout=_set_size(out.layout, t, size))
     ch = a.get("channel_axis")
@@ -300,7 +318,7 @@ def transpose_conv_rule(
             first,
             last,
             ctx,
-            partial(taps.transposed, s=s, d=d, k=k, lo=lo),
+            _spans(taps.transposed, s=s, d=d, k=k, lo=lo),
             size,
         )
         if sp is not None:
@@ -332,7 +350,7 @@ def pad_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[T
         if size is not None and size <= 0:
             raise GeometryError(f"padding {lo},{hi} leaves nothing of axis {t} (size {n})")
         m = QAMap.affine(-lo, 1)
-        out, sp = _move_window(out, t, m, m, ctx, partial(taps.padded, lo=lo, mode=mode), size)
+        out, sp = _move_window(out, t, m, m, ctx, _spans(taps.padded, lo=lo, mode=mode), size)
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=lo, pad_hi=hi)
         shape = _shape_with(shape, t, size)
@@ -386,7 +404,7 @@ def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
                 m,
                 m,
                 ctx,
-                partial(taps.affine, first=first, step=step),
+                _spans(taps.affine, first=first, step=step),
                 length,
             )
             if sp is not None:
@@ -449,7 +467,7 @@ def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             first,
             last,
             ctx,
-            partial(taps.clamped, lo_idx=first, hi_idx=last),
+            _spans(taps.clamped, lo_idx=first, hi_idx=last),
             size,
         )
         if sp is not None:
@@ -484,7 +502,7 @@ def block_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
             first,
             last,
             ctx,
-            partial(taps.blocks, b=b, to_depth=to_depth),
+            _spans(taps.blocks, b=b, to_depth=to_depth),
             size,
         )
         if sp is not None:
@@ -799,7 +817,7 @@ def split_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
     offset = 0
     for size in sizes:
         m = QAMap.affine(offset, 1)
-        st, sp = _move_window(x, t, m, m, ctx, partial(taps.affine, first=offset, step=1), size)
+        st, sp = _move_window(x, t, m, m, ctx, _spans(taps.affine, first=offset, step=1), size)
         if sp is not None:
             ctx.axis_ops[sp] = AxisOp(pad_lo=-offset)
         outs.append(

@@ -36,12 +36,23 @@ class Window:
     def through(self, lo_idx: QAMap, hi_idx: QAMap) -> Window:
         """The window of an op's output whose unit ``i`` reads this tensor's units
         ``lo_idx(i)..hi_idx(i)`` (both non-decreasing)."""
+        if len(self.lo) == 1 and len(self.hi) == 1:  # one map a side: nothing to combine
+            return Window((self.lo[0].compose(lo_idx),), (self.hi[0].compose(hi_idx),))
         return Window(
             envelope(tuple(m.compose(lo_idx) for m in self.lo), min),
             envelope(tuple(m.compose(hi_idx) for m in self.hi), max),
         )
 
     def union(self, other: Window) -> Window:
+        if len(self.lo) == len(self.hi) == len(other.lo) == len(other.hi) == 1:
+            a, b, c, d = self.lo[0], other.lo[0], self.hi[0], other.hi[0]
+            if a.period == b.period == c.period == d.period == 1 and (
+                a.step == b.step and c.step == d.step
+            ):  # two affine windows on one grid (the common merge): keep the wider ends
+                return Window(
+                    (a if a.table[0] <= b.table[0] else b,),
+                    (c if c.table[0] >= d.table[0] else d,),
+                )
         return Window(envelope(self.lo + other.lo, min), envelope(self.hi + other.hi, max))
 
     @property

@@ -18,25 +18,39 @@ HEADER_PADDING = 2
 
 def width(text: str) -> int:
     """Terminal columns of ``text``: wide East Asian characters take two, combining marks none."""
+    n = len(text)
     if text.isascii():
-        return len(text)
-    return sum(
-        0 if combining(ch) else 2 if east_asian_width(ch) in ("W", "F") else 1 for ch in text
-    )
+        return n
+    for ch in text:
+        # below U+0300 (Latin-1, Latin Extended: "×", "é") every character is one column
+        if ch >= "\u0300":
+            if combining(ch):
+                n -= 1
+            elif east_asian_width(ch) in ("W", "F"):
+                n += 1
+    return n
 
 
 def grid(headers: Sequence[str], rows: Sequence[Sequence[str]], style: str = "simple") -> str:
     """``simple``: columns two spaces apart, dashes under the header; ``github``: a Markdown
     pipe table. Cells are left-aligned; trailing spaces are dropped."""
-    widths = [width(h) + HEADER_PADDING for h in headers]
+    known: dict[str, int] = {}  # cells repeat a lot ("3×3", "-")
+
+    def cell_width(text: str) -> int:
+        w = known.get(text)
+        if w is None:
+            w = known[text] = width(text)
+        return w
+
+    widths = [cell_width(h) + HEADER_PADDING for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
-            w = width(cell)
+            w = cell_width(cell)
             if w > widths[i]:
                 widths[i] = w
 
     def line(cells: Sequence[str], sep: str, begin: str = "", end: str = "") -> str:
-        padded = (c + " " * (w - width(c)) for c, w in zip(cells, widths))
+        padded = (c + " " * (w - cell_width(c)) for c, w in zip(cells, widths))
         return (begin + sep.join(padded) + end).rstrip()
 
     if style == "simple":
