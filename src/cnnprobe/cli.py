@@ -7,23 +7,28 @@ traceback). Heavy modules (onnx, numpy, onnxruntime) load inside the commands, s
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from importlib import import_module
+from typing import Annotated, Any
 
 import typer
 
 from . import __version__
-from .commands import check, design, shift_test, summary
 
-#: Command name -> the function typer turns into it.
-COMMANDS: dict[str, Callable[..., None]] = {
-    "summary": summary.summary,
-    "shift-test": shift_test.shift_test,
-    "check": check.check,
-    "design": design.design,
+#: Command name -> the module in ``commands/`` and the function typer turns into the command.
+COMMANDS = {
+    "summary": ("summary", "summary"),
+    "shift-test": ("shift_test", "shift_test"),
+    "check": ("check", "check"),
+    "design": ("design", "design"),
 }
+
+
+def _command(name: str) -> Callable[..., None]:
+    module, function = COMMANDS[name]
+    fn: Callable[..., None] = getattr(import_module(f"{__package__}.commands.{module}"), function)
+    return fn
 
 
 def _version(value: bool) -> None:
@@ -54,43 +59,51 @@ def make_app(only: str | None = None) -> typer.Typer:
         rich_markup_mode=None,
     )
     new.callback()(root)
-    for name, fn in COMMANDS.items():
+    for name in COMMANDS:
         if only is None or name == only:
-            new.command(name)(fn)
+            new.command(name)(_command(name))
     return new
 
 
-app = make_app()
+app: typer.Typer  # built on first use, by __getattr__
+_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``, the app with every command, is built on first use (the console script builds only
+    the command it runs)."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = make_app()
+        return _app
+    raise AttributeError(name)
+
 
 # re-exported for tests and other commands
 from .commands.common import Format, Layout, fail, guarded  # noqa: E402
 
-__all__ = ["Format", "Layout", "app", "fail", "guarded", "main"]
+__all__ = ["Format", "Layout", "app", "fail", "guarded", "main", "run"]
+
+
+def run(args: Sequence[str]) -> int:
+    """Run the command line ``args`` (without the program name); the exit status."""
+    target = make_app(args[0]) if args and args[0] in COMMANDS else make_app()
+    try:
+        target(list(args), prog_name="cnnprobe")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0
 
 
 def main() -> None:
-    """The console script: run the app, flush, and leave without tearing the interpreter down.
+    """The console script (see :mod:`cnnprobe.console`)."""
+    from .console import main as console_main
 
-    Freeing the analysis's many small objects and every imported module at exit takes a tenth
-    of the run on large models and changes nothing once the output is flushed (the same choice
-    as mypy's hard exit). Exceptions other than ``SystemExit`` still leave the normal way.
-    """
-    args = sys.argv[1:]
-    try:
-        (make_app(args[0]) if args and args[0] in COMMANDS else app)()
-        code = 0
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:
-            print(exc.code, file=sys.stderr)
-            code = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):  # reader gone (| head), or stream closed
-        pass
-    os._exit(code)
+    console_main()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,36 @@
+"""The ``cnnprobe`` console script: start quickly, run one command, leave quickly.
+
+Nothing here imports typer before the cyclic garbage collector is paused: start-up creates some
+hundred thousand objects (functions, classes) that all live until exit, and collections during
+it only scan them. The collector resumes before the command runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+
+
+def main() -> None:
+    """Run the command line, flush, and leave without tearing the interpreter down.
+
+    Freeing the analysis's many small objects and every imported module at exit takes a tenth
+    of the run on large models and changes nothing once the output is flushed (the same choice
+    as mypy's hard exit). Exceptions other than ``SystemExit`` still leave the normal way.
+    """
+    gc.disable()
+    from .cli import run
+
+    gc.enable()
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # reader gone (| head), or stream closed
+        pass
+    os._exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
