@@ -29,7 +29,7 @@ from .arithmetic import (
 )
 from .qamap import PeriodTooLarge, QAMap, fraction
 from .real import Real, Span
-from .state import AxisState, Factor, Layout, TensorState, Window, factor
+from .state import AxisState, Factor, Layout, TensorState, Window, factor, locations
 
 
 @dataclass(frozen=True, slots=True)
@@ -675,12 +675,10 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     full_layout = tuple(
         _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
     )
-    out = TensorState(
-        out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
-    )
+    where = locations(full_layout)
     for sp in range(nspatial):
-        where, _ = out.location(sp)
-        n = out_shape[where] if where is not None else None
+        at = where.get(sp, (None, False))[0]
+        n = out_shape[at] if at is not None else None
         rs = reals[sp]
         if axes[sp].window is None or n is None or not rs or any(r is None for r, _ in rs):
             continue
@@ -694,8 +692,10 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                 break
             merged = r if merged is None else merged.union(r)
         if merged is not None:
-            out = out.set_axis(sp, AxisState(axes[sp].window, axes[sp].is_global, merged))
-    return out
+            axes[sp] = AxisState(axes[sp].window, axes[sp].is_global, merged)
+    return TensorState(
+        out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
+    )
 
 
 def _fit(factors: tuple[Factor, ...], size: Dim) -> tuple[Factor, ...]:

@@ -125,7 +125,7 @@ class TensorState:
     axes: tuple[AxisState, ...]
     live: bool = True
     uncertain: bool = False
-    #: ``_locations(layout)``, filled on first use (states are immutable; reads are frequent)
+    #: ``locations(layout)``, filled on first use (states are immutable; reads are frequent)
     _where: dict[int, tuple[int, bool]] | None = field(
         default=None, init=False, repr=False, compare=False, hash=False
     )
@@ -146,7 +146,7 @@ class TensorState:
         """
         where = self._where
         if where is None:
-            where = _locations(self.layout)
+            where = locations(self.layout)
             object.__setattr__(self, "_where", where)
         return where.get(spatial, (None, False))
 
@@ -216,7 +216,7 @@ class TensorState:
 
 
 @lru_cache(maxsize=4096)
-def _locations(layout: Layout) -> dict[int, tuple[int, bool]]:
+def locations(layout: Layout) -> dict[int, tuple[int, bool]]:
     """Where each spatial axis lives in a layout (layouts are small, hashable and shared by many
     tensors, so the answer is cached)."""
     out: dict[int, tuple[int, bool]] = {}
