@@ -224,21 +224,16 @@ class CommandFailed(RuntimeError):
 
 
 def time_command(cmd: Sequence[str], runs: int, check_json: bool = False) -> Timing:
-    """Wall time of ``runs`` fresh processes (after one untimed warm-up run)."""
-    times = []
-    for k in range(runs + 1):
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        dt = time.perf_counter() - t0
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
-            raise CommandFailed(f"exit {proc.returncode}: {last}")
-        if k == 0:
-            if check_json:
-                json.loads(proc.stdout)
-            continue
-        times.append(dt)
-    return Timing(times)
+    """Wall time of ``runs`` fresh processes (after one untimed warm-up run, whose output is
+    checked; timed runs write to /dev/null, so that the reading of their output by this process
+    is not counted)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        raise CommandFailed(f"exit {proc.returncode}: {last}")
+    if check_json:
+        json.loads(proc.stdout)
+    return Timing([_run_once(cmd) for _ in range(runs)])
 
 
 def time_pairs(
@@ -257,8 +252,11 @@ def time_pairs(
 
 
 def _run_once(cmd: Sequence[str]) -> float:
+    """Wall time of one fresh process, its output sent to /dev/null."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+    )
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
