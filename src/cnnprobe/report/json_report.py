@@ -33,6 +33,38 @@ def _axis(a: AxisGeometry) -> dict[str, Any]:
     }
 
 
+def _axis_json(a: AxisGeometry) -> str:
+    """``_axis(a)`` as the compact encoder writes it (tests compare the two)."""
+    return (
+        f'{{"size": {_scalar(a.size)}, "kernel": {_scalar(a.kernel)}, '
+        f'"stride": {_scalar(number(a.stride))}, "dilation": {_scalar(a.dilation)}, '
+        f'"pad": [{_scalar(a.pad_lo)}, {_scalar(a.pad_hi)}], "rf": {_scalar(a.rf)}, '
+        f'"rf_min": {_scalar(a.rf_min)}, "jump": {_scalar(number(a.jump))}, '
+        f'"jump_exact": {"null" if a.jump is None else _quote(frac(a.jump))}, '
+        f'"start": {_scalar(a.start)}, "centre": {_scalar(number(a.centre))}, '
+        f'"phase_starts": [{", ".join(map(str, a.phase_starts))}], '
+        f'"global": {_scalar(a.is_global)}, "misaligned": {_scalar(a.misaligned)}, '
+        f'"coverage_centre": {_scalar(a.coverage_centre)}, '
+        f'"coverage_min": {_scalar(a.coverage_min)}, "full": {_scalar(a.full)}}}'
+    )
+
+
+def _scalar(x: int | float | bool | None) -> str:
+    """A JSON number, boolean or null, as ``json.dumps`` writes it."""
+    if x is None:
+        return "null"
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    if type(x) is float:
+        return json.dumps(x) if x != x or x in (_INF, -_INF) else float.__repr__(x)
+    return int.__repr__(x)
+
+
+_INF = float("inf")
+
+
 def _layer_fields(layer: LayerResult) -> dict[str, Any]:
     """Every field of a layer but ``axes`` (which comes last)."""
     return {
@@ -146,7 +178,7 @@ def render(result: AnalysisResult, show_all: bool = False) -> str:
             for a in axes:
                 text = axis_text.get(id(a))
                 if text is None:
-                    text = axis_text[id(a)] = encode(_axis(a))
+                    text = axis_text[id(a)] = _axis_json(a)
                 parts.append(text)
             texts = by_axes[id(axes)] = (encode(_axes_summary(axes))[1:-1], ", ".join(parts))
         shape = layer.output_shape
