@@ -441,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = Path(args.keep or tmp)
         directory.mkdir(parents=True, exist_ok=True)
         progress("generating models")
-        models = {n: write_model(directory, n) for n in (1_700, 2_000, 20_000)}
+        models = {n: write_model(directory, n) for n in (200, 1_700, 2_000, 6_000, 20_000)}
         zoo = zoo_models()
         model_rows = [
             [p.name, f"{node_count(p):,}", f"{p.stat().st_size / 1e6:.2f} MB", source]
@@ -491,13 +491,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # target 2: linear cost
         progress("target 2: 2,000 vs 20,000 nodes")
-        small_path, big_path = models[2_000], models[20_000]
-        (small, big), (small_free, big_free) = time_interleaved(
-            [lambda: cnnprobe.analyze(small_path), lambda: cnnprobe.analyze(big_path)], call_runs
+        sizes = (200, 2_000, 6_000, 20_000)
+        calls, releases = time_interleaved(
+            [lambda p=models[n]: cnnprobe.analyze(p) for n in sizes], call_runs
         )
-        for path, t, free in ((small_path, small, small_free), (big_path, big, big_free)):
-            record("cnnprobe.analyze (in-process, alternated)", path.name, t)
-            record("  then releasing the result", path.name, free)
+        for n, t, free in zip(sizes, calls, releases):
+            per_node = f"{t.median / n * 1e6:.1f} us per node"
+            record("cnnprobe.analyze (in-process, alternated)", models[n].name, t, per_node)
+            record("  then releasing the result", models[n].name, free)
+        small, big = calls[1], calls[3]
         for n in (2_000, 20_000):
             baseline(models[n], big_runs)
         targets.append(
