@@ -108,7 +108,6 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
     for n, index in last_reader.items():
         if n not in keep:
             release[index].append(n)
-    seen: GeometryCache = ({}, {})
     for index, node in enumerate(order):
         ins = [state(n) for n in node.inputs]
         # a parameter no node produced is a constant (weights): it never needs a state
@@ -127,9 +126,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             # those of the input; nothing to check, nothing to report
             x = live_ins[0]
             states[node.outputs[0]] = x
-            layers.append(
-                _layer(node.name, node, node.outputs[0], x, {}, OK, input_sizes, ins, seen)
-            )
+            layers.append(_layer(node.name, node, node.outputs[0], x, {}, OK, input_sizes, ins))
             continue
         ctx = RuleContext(node, declared)
         status = OK
@@ -214,9 +211,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 continue
             lstatus = status if status != OK else (UNCERTAIN if st.uncertain else OK)
             name = node.name if k == 0 else f"{node.name}:{k}"
-            layers.append(
-                _layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins, seen)
-            )
+            layers.append(_layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins))
     for op, names in unknown_ops.items():
         diags.append(
             Diagnostic(
@@ -454,9 +449,10 @@ def _general(
 
 @dataclass(frozen=True, slots=True)
 class _Figures:
-    """What a layer reports about one tensor state, before the producing op's parameters."""
+    """What a layer reports about one tensor state, before the producing op's parameters (kept
+    in the state's ``memo``: layers that pass their input through report the same)."""
 
-    state: TensorState  #: kept alive so that its ``id`` (the cache key) is not reused
+    input_sizes: tuple[int | None, ...]
     axes: tuple[AxisGeometry, ...]
     windows: tuple[Window | None, ...]
     reals: tuple[Real | None, ...]
@@ -464,48 +460,38 @@ class _Figures:
     spatial_dims: tuple[int | None, ...]
 
 
-#: ``id(state)`` -> figures of that state, and ``(axis, id(axis state), size, uncertain)`` ->
-#: (the axis state, its figures). Pointwise layers pass their input's state through unchanged and
-#: merges keep many axis states, so most layers reuse figures already computed; the states are
-#: kept in the values so that their ``id`` cannot be reused.
-GeometryCache = tuple[
-    dict[int, _Figures],
-    dict[
-        tuple[int, int, int | None, bool],
-        tuple[AxisState, tuple[AxisGeometry, Window | None, Real | None]],
-    ],
-]
-
-
-def _figures(
-    st: TensorState, input_sizes: tuple[int | None, ...], cache: GeometryCache
-) -> _Figures:
-    by_state, by_axis = cache
-    fig = by_state.get(id(st))
-    if fig is not None:
+def _figures(st: TensorState, input_sizes: tuple[int | None, ...]) -> _Figures:
+    fig = st.memo
+    if isinstance(fig, _Figures) and fig.input_sizes == input_sizes:
         return fig
     geos = []
     windows = []
     reals = []
     for a, ax in enumerate(st.axes):
         t, plain = st.location(a)
-        key = (a, id(ax), st.shape[t] if t is not None and plain else None, st.uncertain)
-        hit = by_axis.get(key)
+        # axis states are shared by tensors of different shapes: figures per size
+        key = (st.shape[t] if t is not None and plain else None, st.uncertain, input_sizes[a])
+        memo = ax.memo
+        if memo is None:
+            memo = {}
+            object.__setattr__(ax, "memo", memo)
+        hit = memo.get(key)
         if hit is None:
-            hit = by_axis[key] = (ax, axis_geometry(st, a, input_sizes[a]))
-        g, w, r = hit[1]
+            hit = memo[key] = axis_geometry(st, a, input_sizes[a])
+        g, w, r = hit
         geos.append(g)
         windows.append(w)
         reals.append(r)
     smap = st.spatial_map()
-    fig = by_state[id(st)] = _Figures(
-        st,
+    fig = _Figures(
+        input_sizes,
         tuple(geos),
         tuple(windows),
         tuple(reals),
         st.is_spatial,
         tuple(smap.get(a) for a in range(len(st.axes))),
     )
+    object.__setattr__(st, "memo", fig)
     return fig
 
 
@@ -518,9 +504,8 @@ def _layer(
     status: str,
     input_sizes: tuple[int | None, ...],
     ins: list[TensorState],
-    cache: GeometryCache,
 ) -> LayerResult:
-    fig = _figures(st, input_sizes, cache)
+    fig = _figures(st, input_sizes)
     geos = fig.axes
     if axis_ops:
         geos = tuple(

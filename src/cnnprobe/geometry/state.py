@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 from ..ir import Shape
 from .qamap import QAMap, envelope
@@ -92,6 +93,8 @@ class AxisState:
     is_global: bool = False
     #: first/last real input pixel per unit (exact at borders); ``None`` when sizes are unknown
     real: Real | None = None
+    #: what the analysis derived from this axis state (it is immutable), kept with it
+    memo: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,8 @@ class TensorState:
     _where: dict[int, tuple[int, bool]] | None = field(
         default=None, init=False, repr=False, compare=False, hash=False
     )
+    #: what the analysis derived from this state (it is immutable), kept with it
+    memo: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @staticmethod
     def const(shape: Shape | None) -> TensorState:
