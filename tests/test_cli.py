@@ -1,8 +1,11 @@
-"""CLI through typer's runner: exit codes, stdout and stderr kept apart, every format."""
+"""CLI through typer's runner (exit codes, stdout and stderr kept apart, every format), and the
+console script in fresh processes."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,42 @@ def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], needle: str) -
 def test_unknown_format_is_a_usage_error() -> None:
     res = run("summary", MNIST, "--format", "xml")
     assert res.exit_code == 2
+
+
+# --------------------------------------------------------------------------------------------
+# the console script itself, in fresh processes: it leaves through os._exit after flushing, so
+# the whole output must arrive, and exit codes must survive
+
+
+def _console(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cnnprobe", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def test_console_script_writes_everything(tmp_path: Path) -> None:
+    model = str(SAMPLES / "torch_unet.onnx")
+    res = _console("summary", model, "--format", "json", "--all")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)  # complete: the last byte arrived
+    assert doc["model"]["path"] == model and doc["layers"]
+    out = tmp_path / "report.md"
+    res = _console("summary", model, "--format", "markdown", "-o", str(out))
+    assert res.returncode == 0 and res.stdout == ""
+    assert out.read_text("utf-8").startswith("### cnnprobe summary")
+    assert out.read_text("utf-8").endswith("\n")
+
+
+def test_console_script_exit_codes(tmp_path: Path) -> None:
+    res = _console("summary", str(tmp_path / "missing.onnx"))
+    assert res.returncode == 2 and res.stdout == ""
+    assert len(res.stderr.strip().splitlines()) == 1 and "missing.onnx" in res.stderr
+    assert _console("no-such-command").returncode == 2
+    res = _console("--version")
+    assert res.returncode == 0 and res.stdout.startswith("cnnprobe ")
+    res = _console("--help")
+    assert res.returncode == 0 and "summary" in res.stdout and "shift-test" in res.stdout

@@ -1,0 +1,5 @@
+"""``python -m cnnprobe``: the same as the ``cnnprobe`` command."""
+
+from .console import main
+
+main()
