@@ -347,11 +347,17 @@ def axis_geometry(
     if w is None:
         if glob and not st.uncertain:
             cov_centre, cov_min, full = 1.0, 1.0, True
-    elif w.aligned and w.period == 1:
+    elif (
+        len(w.lo) == 1
+        and len(w.hi) == 1
+        and (first := w.lo[0]).period == 1
+        and (last := w.hi[0]).period == 1
+        and first.step == last.step
+    ):
         # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form
-        start, hi0 = w.at(0)
+        start, hi0 = first.table[0], last.table[0]
         rf = rf_min = hi0 - start + 1
-        jump = w.jump
+        jump = fraction(first.step, 1)  # the object QAMap.slope returns
         centre = fraction(start + hi0, 2)
     else:
         rf, rf_min, jump, start, centre, phase_starts, misaligned = _general(w, size)
@@ -488,7 +494,7 @@ def _figures(st: TensorState, input_sizes: tuple[int | None, ...]) -> _Figures:
         tuple(geos),
         tuple(windows),
         tuple(reals),
-        st.is_spatial,
+        st.is_spatial_with(smap),
         tuple(smap.get(a) for a in range(len(st.axes))),
     )
     object.__setattr__(st, "memo", fig)
@@ -520,17 +526,17 @@ def _layer(
                 or first.axes[a].is_global != st.axes[a].is_global
                 for a in range(min(len(first.axes), len(st.axes)))
             )
-    return LayerResult(
-        name=name,
-        op=node.source_op,
-        kind=node.op,
-        output=out,
-        output_shape=st.shape,
-        axes=geos,
-        status=status,
-        is_spatial=fig.is_spatial,
-        changes_geometry=changes,
-        spatial_dims=fig.spatial_dims,
-        windows=fig.windows,
-        reals=fig.reals,
+    return LayerResult(  # positional: one per node, keywords cost
+        name,
+        node.source_op,
+        node.op,
+        out,
+        st.shape,
+        geos,
+        status,
+        fig.is_spatial,
+        changes,
+        fig.spatial_dims,
+        fig.windows,
+        fig.reals,
     )

@@ -168,9 +168,12 @@ class TensorState:
     def is_spatial(self) -> bool:
         """A feature map: every input spatial axis lives alone in a tensor axis, and the tensor is
         not merely the 1x1 result of a global reduction."""
+        return self.is_spatial_with(self.spatial_map())
+
+    def is_spatial_with(self, smap: dict[int, int]) -> bool:
+        """:attr:`is_spatial`, given :meth:`spatial_map`."""
         if not self.live or not self.axes:
             return False
-        smap = self.spatial_map()
         if len(smap) != len(self.axes):
             return False
         sizes = [self.shape[t] for t in smap.values()]
