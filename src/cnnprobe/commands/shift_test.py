@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from enum import Enum
@@ -139,6 +140,9 @@ def shift_test(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run the model on shifted inputs: output sensitivity and feature-map equivariance."""
+    # a long run through a framework (Keras models build cyclic structures): the console script
+    # pauses the cyclic garbage collector for its short commands, not for this one
+    gc.enable()
     path = str(model)
     progress = _Progress() if not quiet and sys.stderr.isatty() else None
 
