@@ -57,15 +57,23 @@ def analyze(
 @contextmanager
 def no_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector. The analysis and its reports allocate many small
-    acyclic objects: full collections in the middle of them cost time that grows with the live
-    heap (quadratic overall). Reference counting frees everything; the collector resumes
-    afterwards."""
+    acyclic objects: collections in the middle of them would scan every live one again and again,
+    and reference counting frees the rest.
+
+    When the collector resumes, what was allocated meanwhile would all be young, and the first
+    allocation after it would scan it at once (hundreds of thousands of objects for a large
+    model: longer than some of the analysis). What is still alive then is the result, long-lived
+    data: ``gc.freeze()`` + ``gc.unfreeze()`` put it (with the caller's young objects) in the
+    oldest generation without scanning it, where any long-lived data waits for full collections.
+    """
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
