@@ -55,6 +55,8 @@ class Propagation:
     states: dict[str, TensorState]
     layers: list[LayerResult]
     diagnostics: list[Diagnostic]
+    #: output tensor -> its layer
+    by_output: dict[str, LayerResult]
 
 
 def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation:
@@ -92,6 +94,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
 
     diags: list[Diagnostic] = []
     layers: list[LayerResult] = []
+    by_output: dict[str, LayerResult] = {}
     input_sizes = tuple(n_in[t] for t in spatial)
     unknown_ops: dict[str, list[str]] = {}
 
@@ -125,8 +128,11 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             # most nodes of a CNN (activations, normalisation): the state and its figures are
             # those of the input; nothing to check, nothing to report
             x = live_ins[0]
-            states[node.outputs[0]] = x
-            layers.append(_layer(node.name, node, node.outputs[0], x, {}, OK, input_sizes, ins))
+            out = node.outputs[0]
+            states[out] = x
+            layer = _layer(node.name, node, out, x, {}, OK, input_sizes, ins)
+            layers.append(layer)
+            by_output[out] = layer
             continue
         ctx = RuleContext(node, declared)
         status = OK
@@ -211,7 +217,9 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 continue
             lstatus = status if status != OK else (UNCERTAIN if st.uncertain else OK)
             name = node.name if k == 0 else f"{node.name}:{k}"
-            layers.append(_layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins))
+            layer = _layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins)
+            layers.append(layer)
+            by_output[out_name] = layer
     for op, names in unknown_ops.items():
         diags.append(
             Diagnostic(
@@ -223,7 +231,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 "it are marked uncertain (declare it with --assume-pointwise if it is pointwise)",
             )
         )
-    return Propagation(order, states, layers, diags)
+    return Propagation(order, states, layers, diags, by_output)
 
 
 def _hand_on(node: Node, ins: list[TensorState], declared: Shape | None) -> bool:

@@ -24,28 +24,41 @@ GLOBAL_KINDS = {
 
 def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
     useful = feeds_outputs(graph, prop.order)
-    layers = [lay for lay in prop.layers if lay.output in useful]
-    by_tensor = {lay.output: lay for lay in prop.layers}
     nsp = len(graph.input.spatial_axes)
     input_size = tuple(graph.input.shape[t] for t in graph.input.spatial_axes)
+    ones: tuple[Fraction | None, ...] = tuple(Fraction(1) for _ in range(nsp))
 
-    spatial = [lay for lay in layers if lay.is_spatial]
-    last = spatial[-1] if spatial else None
+    # one pass over the layers in graph order (each is read once: large models do not fit in
+    # the processor's caches); only layers that feed an output count, except as stage sources
+    by_tensor: dict[str, LayerResult] = {}
+    last: LayerResult | None = None  # the last spatial layer
     # layers after an unknown op have no trusted layout: the real last spatial layer may be
     # among them, so nothing is claimed about what "the last spatial layer" sees
-    unsure_after = last is not None and any(
-        lay.status != OK for lay in layers[layers.index(last) + 1 :]
-    )
-    first_full = next((lay for lay in layers if lay.sees_full_input), None)
-    first_global = next((lay for lay in layers if lay.status == OK and lay.is_global), None)
-    global_spatial = next((lay for lay in spatial if lay.status == OK and lay.is_global), None)
-
+    unsure_after = False
+    first_full = first_global = global_spatial = None
+    certain = True
     stages: list[Stage] = []
-    ones: tuple[Fraction | None, ...] = tuple(Fraction(1) for _ in range(nsp))
     for node in prop.order:
         for out in node.outputs:
-            lay = by_tensor.get(out)
-            if lay is None or lay.output not in useful or lay.status != OK or not lay.is_spatial:
+            lay = prop.by_output.get(out)
+            if lay is None:
+                continue
+            by_tensor[out] = lay
+            if out not in useful:
+                continue
+            ok = lay.status == OK
+            certain = certain and ok
+            if lay.is_spatial:
+                last, unsure_after = lay, False
+            elif not ok and last is not None:
+                unsure_after = True
+            if first_full is None and lay.sees_full_input:
+                first_full = lay
+            if ok and (first_global is None or global_spatial is None) and lay.is_global:
+                first_global = first_global or lay
+                if global_spatial is None and lay.is_spatial:
+                    global_spatial = lay
+            if not ok or not lay.is_spatial:
                 continue
             src = next((by_tensor[n] for n in node.inputs if n and n in by_tensor), None)
             if src is not None and (src.axes is lay.axes or src.status != OK or not src.is_spatial):
@@ -58,8 +71,6 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
                 for a, b in zip(after, before)
             ):
                 stages.append(Stage(lay.name, lay.op, before, after))
-
-    certain = all(lay.status == OK for lay in layers)
 
     def axes_of(lay: LayerResult | None, attr: str) -> tuple:  # type: ignore[type-arg]
         if lay is None:
