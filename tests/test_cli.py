@@ -153,3 +153,30 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     assert res.returncode == 0 and res.stdout.startswith("cnnprobe ")
     res = _console("--help")
     assert res.returncode == 0 and "summary" in res.stdout and "shift-test" in res.stdout
+
+
+def test_analysis_leaves_the_collector_as_it_found_it() -> None:
+    """``analyze`` pauses the cyclic garbage collector and restores it, and keeps a caller's own
+    frozen objects frozen."""
+    import gc
+
+    from cnnprobe import analyze
+
+    assert gc.isenabled()
+    analyze(MNIST)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        analyze(MNIST)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    keep = [object() for _ in range(3)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        analyze(MNIST)
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+    del keep

@@ -65,6 +65,7 @@ def no_gc() -> Iterator[None]:
     model: longer than some of the analysis). What is still alive then is the result, long-lived
     data: ``gc.freeze()`` + ``gc.unfreeze()`` put it (with the caller's young objects) in the
     oldest generation without scanning it, where any long-lived data waits for full collections.
+    (Not when the caller keeps frozen objects of its own: unfreezing would release them.)
     """
     was = gc.isenabled()
     gc.disable()
@@ -72,8 +73,9 @@ def no_gc() -> Iterator[None]:
         yield
     finally:
         if was:
-            gc.freeze()
-            gc.unfreeze()
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
