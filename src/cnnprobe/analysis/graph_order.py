@@ -16,13 +16,14 @@ def topological_order(graph: Graph) -> list[Node]:
             if out in producer:
                 raise ModelError(f"tensor {out!r} is produced by two nodes")
             producer[out] = k
-    available = {graph.input.name, *graph.constants, *graph.other_inputs}
+    constants = graph.constants  # (not copied: a large model has tens of thousands)
+    inputs = {graph.input.name, *graph.other_inputs}
     waiting = [0] * len(graph.nodes)
     readers: list[list[int]] = [[] for _ in graph.nodes]
     for k, node in enumerate(graph.nodes):
         deps = set()
         for name in (*node.inputs, *node.params):
-            if not name or name in available:
+            if not name or name in constants or name in inputs:
                 continue
             src = producer.get(name)
             if src is None:
@@ -49,12 +50,14 @@ def topological_order(graph: Graph) -> list[Node]:
 
 
 def feeds_outputs(graph: Graph, order: list[Node]) -> set[str]:
-    """Tensors from which some graph output can be reached."""
-    useful: set[str | None] = set(graph.outputs)
+    """Tensors computed by nodes (or given as graph inputs) from which some graph output can be
+    reached; constants are left out."""
+    useful = set(graph.outputs)
+    constants = graph.constants  # weights: most names of a model, never produced by a node
     for node in reversed(order):
         for out in node.outputs:
             if out in useful:
-                useful.update(node.inputs)
-                useful.update(node.params)
+                useful.update(n for n in node.inputs if n and n not in constants)
+                useful.update(n for n in node.params if n not in constants)
                 break
-    return {n for n in useful if n}  # not the empty names of absent optional inputs
+    return useful

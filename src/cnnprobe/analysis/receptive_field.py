@@ -100,12 +100,14 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
 
     # states are dropped after their last reader: memory stays proportional to the graph's width
     last_reader: dict[str, int] = {}
+    constants = graph.constants
     for index, node in enumerate(order):
         for n in node.inputs:
             if n:
                 last_reader[n] = index
         for n in node.params:
-            last_reader[n] = index
+            if n not in constants:  # weights never get a state (see `params` below)
+                last_reader[n] = index
     keep = set(graph.outputs)
     release: list[list[str]] = [[] for _ in order]
     for n, index in last_reader.items():

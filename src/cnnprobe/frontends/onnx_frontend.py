@@ -1290,17 +1290,16 @@ LAYOUT_NEUTRAL = frozenset(
 def _transposed_first(g: GraphInfo, name: str, rank: int) -> bool:
     """The input is channels-last when every path from it reaches a Transpose to NC... before
     any op that depends on the layout (tf2onnx and Keras exports: input -> [Pad, Cast, ...] ->
-    Transpose(0, r-1, 1, ..., r-2))."""
+    Transpose(0, r-1, 1, ..., r-2)). Nodes are scanned in file order, level by level: most
+    models answer at their first node (a Conv reading the input)."""
     nhwc_perm = [0, rank - 1, *range(1, rank - 1)]
-    readers: dict[str, list[Any]] = {}
-    for p in g.node:
-        for x in p.input:
-            readers.setdefault(x, []).append(p)
-    frontier, seen, found = [name], {name}, False
+    frontier, seen, found = {name}, {name}, False
     for _ in range(16):
         nxt: list[str] = []
-        for tensor in frontier:
-            for p in readers.get(tensor, []):
+        for p in g.node:
+            for tensor in p.input:
+                if tensor not in frontier:
+                    continue
                 if p.op_type == "Transpose":
                     if _int_list(p.attrs.get("perm")) != nhwc_perm:
                         return False
@@ -1312,5 +1311,5 @@ def _transposed_first(g: GraphInfo, name: str, rank: int) -> bool:
                     return False
         if not nxt:
             return found
-        frontier = nxt
+        frontier = set(nxt)
     return False
