@@ -661,6 +661,8 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
                 ctx.values[out] = Array((len(dims),), dims, "i8")
                 ctx.shapes[out] = (len(dims),)
             return
+        if op not in FOLDERS:
+            return  # (not even a look at the operands: most nodes)
         vals = []
         for x in p.input:  # all operands static, or no folding
             v = ctx.value(x) if x else None
@@ -682,54 +684,89 @@ def _fold_op(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | 
     """The value of ``op`` applied to static operands, or ``None`` if it is not folded (other
     ops, or a result over :data:`FOLD_LIMIT` elements). Raises one of :data:`_NOT_FOLDABLE` for
     operands the op rejects."""
-    if op in ("Identity", "Cast"):  # Cast keeps the values: they are only read as ints/floats
-        return v[0]
-    if op == "Unsqueeze":
-        axes: list[Any] = list(a["axes"]) if "axes" in a else [int(x) for x in v[1].data]
-        x = v[0]
-        rank = x.ndim + len(axes)
-        shape = list(x.shape)
-        for ax in sorted(k % rank for k in axes):
-            if ax > len(shape):
-                raise ValueError("axis out of range")
-            shape.insert(ax, 1)
-        return Array(tuple(shape), x.data, x.dtype)
-    if op == "Squeeze":
-        if "axes" in a:
-            sq_axes = a.get("axes")
-        else:
-            sq_axes = [int(x) for x in v[1].data] if len(v) > 1 else None
-        return _squeeze(v[0], None if sq_axes is None else tuple(sq_axes))
-    if op == "Concat":
-        return _concat(v, int(a["axis"]))
-    if op == "Gather":
-        return _gather(v[0], v[1], int(a.get("axis", 0)))
-    if op in ("Add", "Sub", "Mul", "Div"):
-        return _arith(op, v[0], v[1])
-    if op == "Slice" and opset >= 10:
-        data = v[0]
-        starts, ends = v[1].data, v[2].data
-        sl_axes = v[3].data if len(v) > 3 else list(range(len(starts)))
-        steps = v[4].data if len(v) > 4 else [1] * len(starts)
-        idx: list[slice | None] = [None] * data.ndim
-        for ax, s, e, st in zip(sl_axes, starts, ends, steps):
-            idx[int(ax)] = slice(int(s), int(min(e, BIG)), int(st))
-        ranges = [
-            range(n) if sl is None else range(*sl.indices(n)) for sl, n in zip(idx, data.shape)
-        ]
-        out_shape = tuple(len(r) for r in ranges)
-        if not math.prod(out_shape):  # settled by the shape: sizes may be huge next to a 0
-            return Array(out_shape, [], data.dtype)
-        flat = [0]
-        for r, stride in zip(ranges, _strides(data.shape)):
-            flat = [i + j * stride for i in flat for j in r]
-        return Array(out_shape, [data.data[i] for i in flat], data.dtype)
-    if op == "Reshape":
-        target = [int(x) for x in v[1].data]
-        data = v[0]
-        target = [data.shape[k] if t == 0 else t for k, t in enumerate(target)]
-        return _reshape(data, target)
-    return None
+    fold = FOLDERS.get(op)
+    return None if fold is None else fold(op, a, v, opset)
+
+
+def _fold_same(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    return v[0]  # Cast keeps the values: they are only read as ints/floats
+
+
+def _fold_unsqueeze(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    axes: list[Any] = list(a["axes"]) if "axes" in a else [int(x) for x in v[1].data]
+    x = v[0]
+    rank = x.ndim + len(axes)
+    shape = list(x.shape)
+    for ax in sorted(k % rank for k in axes):
+        if ax > len(shape):
+            raise ValueError("axis out of range")
+        shape.insert(ax, 1)
+    return Array(tuple(shape), x.data, x.dtype)
+
+
+def _fold_squeeze(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    if "axes" in a:
+        sq_axes = a.get("axes")
+    else:
+        sq_axes = [int(x) for x in v[1].data] if len(v) > 1 else None
+    return _squeeze(v[0], None if sq_axes is None else tuple(sq_axes))
+
+
+def _fold_concat(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    return _concat(v, int(a["axis"]))
+
+
+def _fold_gather(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    return _gather(v[0], v[1], int(a.get("axis", 0)))
+
+
+def _fold_arith(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    return _arith(op, v[0], v[1])
+
+
+def _fold_slice(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    if opset < 10:
+        return None
+    data = v[0]
+    starts, ends = v[1].data, v[2].data
+    sl_axes = v[3].data if len(v) > 3 else list(range(len(starts)))
+    steps = v[4].data if len(v) > 4 else [1] * len(starts)
+    idx: list[slice | None] = [None] * data.ndim
+    for ax, s, e, st in zip(sl_axes, starts, ends, steps):
+        idx[int(ax)] = slice(int(s), int(min(e, BIG)), int(st))
+    ranges = [range(n) if sl is None else range(*sl.indices(n)) for sl, n in zip(idx, data.shape)]
+    out_shape = tuple(len(r) for r in ranges)
+    if not math.prod(out_shape):  # settled by the shape: sizes may be huge next to a 0
+        return Array(out_shape, [], data.dtype)
+    flat = [0]
+    for r, stride in zip(ranges, _strides(data.shape)):
+        flat = [i + j * stride for i in flat for j in r]
+    return Array(out_shape, [data.data[i] for i in flat], data.dtype)
+
+
+def _fold_reshape(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    target = [int(x) for x in v[1].data]
+    data = v[0]
+    target = [data.shape[k] if t == 0 else t for k, t in enumerate(target)]
+    return _reshape(data, target)
+
+
+#: Ops folded when all their operands are static (besides Constant, ConstantOfShape and Shape,
+#: which :func:`_fold` handles itself), one small function each.
+FOLDERS: dict[str, Callable[[str, dict[str, Any], list[Array], int], Array | None]] = {
+    "Identity": _fold_same,
+    "Cast": _fold_same,
+    "Unsqueeze": _fold_unsqueeze,
+    "Squeeze": _fold_squeeze,
+    "Concat": _fold_concat,
+    "Gather": _fold_gather,
+    "Add": _fold_arith,
+    "Sub": _fold_arith,
+    "Mul": _fold_arith,
+    "Div": _fold_arith,
+    "Slice": _fold_slice,
+    "Reshape": _fold_reshape,
+}
 
 
 def _constant_value(a: dict[str, Any]) -> tuple[Shape, Array | None] | None:
