@@ -281,6 +281,9 @@ def _opset(buf: bytes, pos: int, end: int) -> tuple[str, int]:
 
 
 def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
+    # tensor names appear once as an output and again as each reader's input: one str object
+    # each (less memory, and dict lookups by these names compare identities)
+    names: dict[str, str] = {}
     while pos < end:
         k = buf[pos]
         if 8 <= k < 0x80:
@@ -301,7 +304,7 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
             else:
                 a, pos = length(buf, pos, end)
             if num == 1:
-                g.node.append(_node(buf, a, pos))
+                g.node.append(_node(buf, a, pos, names))
             elif num == 5:
                 t = TensorInfo(buf)
                 _tensor(buf, a, pos, t)
@@ -320,7 +323,7 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
             pos = skip(buf, pos, end, wire)
 
 
-def _node(buf: bytes, pos: int, end: int) -> NodeInfo:
+def _node(buf: bytes, pos: int, end: int, names: dict[str, str]) -> NodeInfo:
     """A NodeProto: the hot loop of the reader (one pass per node), so the common one-byte keys
     and lengths are decoded inline."""
     inputs: list[str] = []
@@ -348,9 +351,11 @@ def _node(buf: bytes, pos: int, end: int) -> NodeInfo:
         else:
             a, pos = length(buf, pos, end)
         if num == 1:
-            inputs.append(str(buf[a:pos], "utf-8"))
+            x = str(buf[a:pos], "utf-8")
+            inputs.append(names.setdefault(x, x))
         elif num == 2:
-            outputs.append(str(buf[a:pos], "utf-8"))
+            x = str(buf[a:pos], "utf-8")
+            outputs.append(names.setdefault(x, x))
         elif num == 5:
             _attribute(buf, a, pos, attrs)
         elif num == 4:
