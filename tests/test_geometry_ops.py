@@ -818,6 +818,9 @@ PAD_CASES = [
     # H: 8+2-2 = 8, start -2; W: 8-1+3 = 10, start 1
     pytest.param(18, [1, 2, 1, 2], [2, 3], (1, 2, 10, 12), (-1, -2),
                  id="opset18-axes-input"),
+    pytest.param(13, [0, 0, 3, 0, 0, 0, -6, 0], None, (1, 2, 5, 8), (-3, 0),
+                 id="crop-into-begin-padding"),
+    # H: 8+3-6 = 5 (the crop removes 6 of the 8 pixels), start -3: units 0-2 are padding
     pytest.param(13, [0, 1, 0, 0, 0, 1, 0, 0], None, (1, 4, 8, 8), (0, 0),
                  id="channel-axis-only"),
     # padding channels 2 -> 4 leaves H and W alone
@@ -1574,3 +1577,19 @@ def test_symbolic_spatial_dims_need_input_shape(tmp_path: Path) -> None:
         assert lay.output_shape == (1, 4, 8, 8)
         for a in range(2):
             check_axis(lay, a, 8, 3, 2, -1)
+
+
+def test_crop_reaching_into_the_added_padding(tmp_path: Path) -> None:
+    """Pad 3 at the start of H, crop more than the 8 pixels at its end: what is left is padding
+    and the first pixels. Unit v reads input unit v - 3 (Pad definition)."""
+    pads = [0, 0, 3, 0, 0, 0, -6, 0]  # H: 8 + 3 - 6 = 5 units: -3, -2, -1, 0, 1
+    pad = node("Pad", ["x", "pads"], "pad")
+    lay = analyze(save(tmp_path, [pad], (1, 2, 8, 8), [ints("pads", pads)], opset=13)).layer("pad")
+    assert lay.output_shape == (1, 2, 5, 8)
+    assert [lay.real_interval(0, v) for v in range(5)] == [None, None, None, (0, 0), (1, 1)]
+    pads = [0, 0, 3, 0, 0, 0, -9, 0]  # H: 8 + 3 - 9 = 2 units, both in the padding
+    pad = node("Pad", ["x", "pads"], "pad")
+    lay = analyze(save(tmp_path, [pad], (1, 2, 8, 8), [ints("pads", pads)], opset=13)).layer("pad")
+    assert lay.output_shape == (1, 2, 2, 8)
+    assert [lay.real_interval(0, v) for v in range(2)] == [None, None]
+    assert lay.unit_interval(0, 0) == (-3, -3)

@@ -32,12 +32,21 @@ from typing import Any, TypeVar
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle import measure_intervals
+
+#: onnxruntime before 1.24 goes wrong on a Pad whose crop removes every original pixel of an
+#: axis: an integer-overflow error or a crash when the crop reaches into the padding added at the
+#: start, wrong values in a graph when it removes exactly the axis (found with 1.23.2, the newest
+#: release for Python 3.10). With those versions the oracle is not asked about such pads; the
+#: engine's figures for them are checked by hand in test_geometry_ops.py, and by this test on
+#: newer onnxruntime.
+ORT_CROPS_WHOLE_AXES = tuple(int(x) for x in ort.__version__.split(".")[:2]) >= (1, 24)
 
 Interval = tuple[int, int]
 T = TypeVar("T")
@@ -269,9 +278,14 @@ class Builder:
         c_in, sizes = self.shapes[x]
         geometry: list[Shift] = []
         for n in sizes:
-            lo = self.draw(st.integers(max(-2, 1 - n), 3), "pad begin")
+            # (old onnxruntime: an original pixel must survive the crop, see above)
+            top = 3 if ORT_CROPS_WHOLE_AXES or not keep_size else min(3, n - 1)
+            lo = self.draw(st.integers(max(-2, 1 - n), top), "pad begin")
             # keep_size: shift the grid (pad one side, crop the other)
-            hi = -lo if keep_size else self.draw(st.integers(max(-2, 1 - n - lo), 3), "pad end")
+            floor = max(-2, 1 - n - lo)
+            if not ORT_CROPS_WHOLE_AXES:
+                floor = max(floor, max(0, -lo) + 1 - n)
+            hi = -lo if keep_size else self.draw(st.integers(floor, 3), "pad end")
             geometry.append(Shift(lo, hi))
         out = (
             sizes[0] + geometry[0].pad_lo + geometry[0].pad_hi,
