@@ -111,6 +111,7 @@ def _wrap_gap_model(path: Path) -> Path:
     ]
     graph = helper.make_graph(nodes, "wrap", [x], [y], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9  # what opset 19 needs; onnxruntime lags behind onnx's newest
     onnx.save(model, str(path))
     return path
 

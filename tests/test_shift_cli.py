@@ -203,6 +203,7 @@ def _conv(
     w = numpy_helper.from_array(np.full((1, 1, 3, 3), 0.1, np.float32), "w")
     graph = helper.make_graph(nodes, "g", inputs, [out], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what opset 17 needs; onnxruntime lags behind onnx's newest
     path = tmp_path / name
     path.write_bytes(model.SerializeToString())
     return str(path)
