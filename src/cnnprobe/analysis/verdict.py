@@ -30,7 +30,7 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
 
     # one pass over the layers in graph order (each is read once: large models do not fit in
     # the processor's caches); only layers that feed an output count, except as stage sources
-    by_tensor: dict[str, LayerResult] = {}
+    by_tensor = prop.by_output
     last: LayerResult | None = None  # the last spatial layer
     # layers after an unknown op have no trusted layout: the real last spatial layer may be
     # among them, so nothing is claimed about what "the last spatial layer" sees
@@ -40,11 +40,8 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
     stages: list[Stage] = []
     for node in prop.order:
         for out in node.outputs:
-            lay = prop.by_output.get(out)
-            if lay is None:
-                continue
-            by_tensor[out] = lay
-            if out not in useful:
+            lay = by_tensor.get(out)
+            if lay is None or out not in useful:
                 continue
             ok = lay.status == OK
             certain = certain and ok
