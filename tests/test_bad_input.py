@@ -129,3 +129,42 @@ def test_api_raises_project_error(name: str, tmp_path: Path) -> None:
 
     with pytest.raises(CnnprobeError):
         analyze(tmp_path / name)
+
+
+def test_tensor_produced_twice(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])
+    y = helper.make_tensor_value_info("a", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="first"),
+        helper.make_node("Sigmoid", ["x"], ["a"], name="second"),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    check_error(_save(model, tmp_path / "twice.onnx"), "tensor 'a' is produced by two nodes")
+
+
+def test_unnamed_optional_outputs_are_not_one_tensor(tmp_path: Path) -> None:
+    """ONNX leaves an unused optional output's name empty: several nodes may do so (here the
+    indices of two MaxPools); onnxruntime runs such a model."""
+    import numpy as np
+    import onnxruntime as ort
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])
+    y = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 1, 2, 2])
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["a", ""], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("MaxPool", ["a"], ["b", ""], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = _save(model, tmp_path / "unnamed.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"x": np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)})[0]
+    assert out.shape == (1, 1, 2, 2)
+    res = runner.invoke(app, ["summary", str(path), "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    import json
+
+    verdict = json.loads(res.stdout)["verdict"]
+    assert verdict["rf"] == [4, 4] and verdict["jump"] == [4, 4]  # two 2x2/2 pools

@@ -1,63 +1,156 @@
-"""Graph order: topological order with an explicit worklist; cycle and dangling-input checks."""
+"""Graph order: the nodes in topological order with every tensor they exchange numbered; cycle and
+dangling-input checks.
+
+The analysis walks a model several times (order, last readers, states, verdict). Looking tensor
+names up in tables of the whole model at every step is what made large models slower per node:
+a 20,000-node model's tables do not fit in the processor's caches, so each lookup is a miss.
+:func:`plan` looks every name up once and the walks index lists by tensor number instead.
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from ..errors import ModelError
 from ..ir import Graph, Node
 
+#: The tensor number of an absent optional input (and of nothing else).
+ABSENT = 0
+#: The tensor number of the analysed image input.
+IMAGE = 1
 
-def topological_order(graph: Graph) -> list[Node]:
-    """Nodes so that every tensor is produced before it is read (Kahn's algorithm, O(V + E))."""
-    producer: dict[str, int] = {}
-    for k, node in enumerate(graph.nodes):
+
+@dataclass(slots=True)
+class Plan:
+    """The graph as the analysis walks it. Tensor numbers: :data:`ABSENT`, :data:`IMAGE`, then
+    every tensor a node produces and every constant a node reads as data. Constants read only as
+    parameters (weights) get no number. Per node, in topological order:"""
+
+    order: list[Node]
+    #: the numbers of ``node.inputs``
+    inputs: list[tuple[int, ...]]
+    #: the numbers of the ``node.params`` that are not constants (the image, or computed from it)
+    params: list[tuple[int, ...]]
+    #: the numbers of ``node.outputs``
+    outputs: list[tuple[int, ...]]
+    #: tensor number -> name (``""`` for :data:`ABSENT` and for unnamed optional outputs)
+    names: list[str]
+    #: the numbers of the constants read as data (their states come from their recorded shapes)
+    constant_data: list[int]
+    #: the numbers of the graph's outputs that some node produces (or the image input)
+    graph_outputs: list[int]
+
+    @property
+    def size(self) -> int:
+        """How many tensor numbers there are."""
+        return len(self.names)
+
+
+def plan(graph: Graph) -> Plan:
+    """Number the tensors and order the nodes so that every tensor is produced before it is
+    read (Kahn's algorithm, O(V + E)); ties keep the breadth-first order of file order."""
+    nodes = graph.nodes
+    names = ["", graph.input.name]
+    ids: dict[str, int] = {graph.input.name: IMAGE}
+    producer = [-1, -1]  # tensor number -> index of the node that produces it
+    outputs: list[tuple[int, ...]] = []
+    for k, node in enumerate(nodes):
+        outs = []
         for out in node.outputs:
-            if out in producer:
+            n = len(names)
+            if out and ids.setdefault(out, n) != n:
                 raise ModelError(f"tensor {out!r} is produced by two nodes")
-            producer[out] = k
+            names.append(out)
+            producer.append(k)
+            outs.append(n)
+        outputs.append(tuple(outs))
     constants = graph.constants  # (not copied: a large model has tens of thousands)
-    inputs = {graph.input.name, *graph.other_inputs}
-    waiting = [0] * len(graph.nodes)
-    readers: list[list[int]] = [[] for _ in graph.nodes]
-    for k, node in enumerate(graph.nodes):
-        deps = set()
-        for name in (*node.inputs, *node.params):
-            if not name or name in constants or name in inputs:
+    others = set(graph.other_inputs)
+    constant_data: list[int] = []
+
+    def unproduced(node: Node, name: str) -> None:
+        if name not in constants and name not in others:
+            raise ModelError(f"node {node.name!r} reads tensor {name!r}, which nothing produces")
+
+    inputs: list[tuple[int, ...]] = []
+    params: list[tuple[int, ...]] = []
+    waiting = [0] * len(nodes)
+    readers: list[list[int]] = [[] for _ in nodes]
+    for k, node in enumerate(nodes):
+        ins = []
+        for name in node.inputs:
+            if not name:
+                ins.append(ABSENT)
                 continue
-            src = producer.get(name)
-            if src is None:
-                raise ModelError(
-                    f"node {node.name!r} reads tensor {name!r}, which nothing produces"
-                )
-            deps.add(src)
+            found = ids.get(name)
+            if found is None:
+                unproduced(node, name)
+                found = ids[name] = len(names)  # a constant read as data: numbered on first read
+                names.append(name)
+                producer.append(-1)
+                constant_data.append(found)
+            ins.append(found)
+        dyn = []
+        for name in node.params:
+            found = ids.get(name)
+            if found is None:
+                unproduced(node, name)  # a weight: nothing to number
+            elif producer[found] >= 0 or found == IMAGE:
+                dyn.append(found)
+        inputs.append(tuple(ins))
+        params.append(tuple(dyn))
+        deps = {producer[n] for n in (*ins, *dyn)}
+        deps.discard(-1)
         waiting[k] = len(deps)
         for src in deps:
             readers[src].append(k)
     ready = deque(k for k, w in enumerate(waiting) if w == 0)
-    order: list[Node] = []
+    order: list[int] = []
     while ready:
         k = ready.popleft()
-        order.append(graph.nodes[k])
+        order.append(k)
         for r in readers[k]:
             waiting[r] -= 1
             if waiting[r] == 0:
                 ready.append(r)
-    if len(order) != len(graph.nodes):
-        stuck = [graph.nodes[k].name for k, w in enumerate(waiting) if w > 0][:3]
+    if len(order) != len(nodes):
+        stuck = [nodes[k].name for k, w in enumerate(waiting) if w > 0][:3]
         raise ModelError(f"the graph has a cycle (through {', '.join(map(repr, stuck))})")
-    return order
+    graph_outputs = []
+    for o in graph.outputs:
+        found = ids.get(o)
+        if found is not None and (producer[found] >= 0 or found == IMAGE):
+            graph_outputs.append(found)
+    return Plan(
+        [nodes[k] for k in order],
+        [inputs[k] for k in order],
+        [params[k] for k in order],
+        [outputs[k] for k in order],
+        names,
+        constant_data,
+        graph_outputs,
+    )
 
 
-def feeds_outputs(graph: Graph, order: list[Node]) -> set[str]:
-    """Tensors computed by nodes (or given as graph inputs) from which some graph output can be
-    reached; constants are left out."""
-    useful = set(graph.outputs)
-    constants = graph.constants  # weights: most names of a model, never produced by a node
-    for node in reversed(order):
-        for out in node.outputs:
-            if out in useful:
-                useful.update(n for n in node.inputs if n and n not in constants)
-                useful.update(n for n in node.params if n not in constants)
-                break
+def topological_order(graph: Graph) -> list[Node]:
+    """The nodes in the order the analysis visits them (see :func:`plan`)."""
+    return plan(graph).order
+
+
+def feeds_outputs(p: Plan) -> list[bool]:
+    """Per tensor number: whether a graph output can be reached from the tensor (computed by a
+    node, or the image input; constants never count)."""
+    useful = [False] * p.size
+    for n in p.graph_outputs:
+        useful[n] = True
+    for k in range(len(p.order) - 1, -1, -1):
+        if any(useful[n] for n in p.outputs[k]):
+            for n in p.inputs[k]:
+                useful[n] = True
+            for n in p.params[k]:
+                useful[n] = True
+    for n in p.constant_data:
+        useful[n] = False
+    useful[ABSENT] = False
     return useful

@@ -24,7 +24,7 @@ from ..results import (
     Diagnostic,
     LayerResult,
 )
-from .graph_order import topological_order
+from .graph_order import ABSENT, IMAGE, Plan, plan
 
 #: IR kinds whose output grid differs from their input grid by construction.
 GEOMETRY_KINDS = frozenset(
@@ -51,28 +51,23 @@ NONE_STATE = TensorState.const(())
 
 @dataclass
 class Propagation:
-    order: list[Node]
-    states: dict[str, TensorState]
+    plan: Plan
     layers: list[LayerResult]
     diagnostics: list[Diagnostic]
-    #: output tensor -> its layer
-    by_output: dict[str, LayerResult]
+    #: tensor number (see :class:`~.graph_order.Plan`) -> the layer reporting that tensor
+    layer_of: list[LayerResult | None]
+
+    @property
+    def order(self) -> list[Node]:
+        return self.plan.order
 
 
 def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation:
     pointwise = {p.lower() for p in assume_pointwise}
-    order = topological_order(graph)
+    p = plan(graph)
+    order = p.order
     n_in = graph.input.shape
     spatial = graph.input.spatial_axes
-    states: dict[str, TensorState] = {
-        graph.input.name: TensorState(
-            n_in,
-            plain_layout(n_in, spatial),
-            tuple(
-                AxisState(Window.identity(), False, Real.identity(_need(n_in[t]))) for t in spatial
-            ),
-        )
-    }
     declared_shapes = graph.declared_shapes
     consts: dict[Shape | None, TensorState] = {}
 
@@ -83,58 +78,55 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             st = consts[shape] = TensorState.const(shape)
         return st
 
-    def state(name: str | None) -> TensorState:
-        """A tensor's state; constants and other inputs get theirs on first use."""
-        if not name:
-            return NONE_STATE
-        st = states.get(name)
-        if st is None:
-            st = states[name] = const(declared_shapes.get(name))
-        return st
+    # per tensor number; a state is dropped after its last reader, so that memory stays
+    # proportional to the graph's width
+    states: list[TensorState] = [NONE_STATE] * p.size
+    states[IMAGE] = TensorState(
+        n_in,
+        plain_layout(n_in, spatial),
+        tuple(AxisState(Window.identity(), False, Real.identity(_need(n_in[t]))) for t in spatial),
+    )
+    for n in p.constant_data:
+        states[n] = const(declared_shapes.get(p.names[n]))
+    last_reader = [-1] * p.size
+    for index, (ins_n, params_n) in enumerate(zip(p.inputs, p.params)):
+        for n in ins_n:
+            last_reader[n] = index
+        for n in params_n:
+            last_reader[n] = index
+    release: list[list[int]] = [[] for _ in order]
+    for n, index in enumerate(last_reader):
+        if index >= 0 and n != ABSENT:
+            release[index].append(n)
 
     diags: list[Diagnostic] = []
     layers: list[LayerResult] = []
-    by_output: dict[str, LayerResult] = {}
+    layer_of: list[LayerResult | None] = [None] * p.size
     input_sizes = tuple(n_in[t] for t in spatial)
     unknown_ops: dict[str, list[str]] = {}
-
-    # states are dropped after their last reader: memory stays proportional to the graph's width
-    last_reader: dict[str, int] = {}
-    constants = graph.constants
     for index, node in enumerate(order):
-        for n in node.inputs:
-            if n:
-                last_reader[n] = index
-        for n in node.params:
-            if n not in constants:  # weights never get a state (see `params` below)
-                last_reader[n] = index
-    keep = set(graph.outputs)
-    release: list[list[str]] = [[] for _ in order]
-    for n, index in last_reader.items():
-        if n not in keep:
-            release[index].append(n)
-    for index, node in enumerate(order):
-        ins = [state(n) for n in node.inputs]
-        # a parameter no node produced is a constant (weights): it never needs a state
-        params = [st for p in node.params if (st := states.get(p)) is not None]
+        ins = [states[n] for n in p.inputs[index]]
+        # a parameter no node produced is a constant (weights): it has no state
+        params = [states[n] for n in p.params[index]]
         for n in release[index]:
-            states.pop(n, None)
+            states[n] = NONE_STATE
+        out_ids = p.outputs[index]
         declared = [declared_shapes.get(o) for o in node.outputs]
         live_ins = [s for s in ins if s.live]
-        live_params = [p for p in params if p.live]
+        live_params = [s for s in params if s.live]
         if not live_ins and not live_params:
-            for k, out in enumerate(node.outputs):
-                states[out] = const(declared[k])
+            for k, n in enumerate(out_ids):
+                states[n] = const(declared[k])
             continue
-        if len(node.outputs) == 1 and not live_params and _hand_on(node, ins, declared[0]):
+        if len(out_ids) == 1 and not live_params and _hand_on(node, ins, declared[0]):
             # most nodes of a CNN (activations, normalisation): the state and its figures are
             # those of the input; nothing to check, nothing to report
             x = live_ins[0]
-            out = node.outputs[0]
-            states[out] = x
-            layer = _layer(node.name, node, out, x, {}, OK, input_sizes, ins)
+            n = out_ids[0]
+            states[n] = x
+            layer = _layer(node.name, node, node.outputs[0], x, {}, OK, input_sizes, ins)
             layers.append(layer)
-            by_output[out] = layer
+            layer_of[n] = layer
             continue
         ctx = RuleContext(node, declared)
         status = OK
@@ -214,14 +206,14 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 filled = _fill(st.shape, decl)
                 if filled != st.shape:
                     st = st.evolve(shape=filled)
-            states[out_name] = st
+            states[out_ids[k]] = st
             if not st.live:
                 continue
             lstatus = status if status != OK else (UNCERTAIN if st.uncertain else OK)
             name = node.name if k == 0 else f"{node.name}:{k}"
             layer = _layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins)
             layers.append(layer)
-            by_output[out_name] = layer
+            layer_of[out_ids[k]] = layer
     for op, names in unknown_ops.items():
         diags.append(
             Diagnostic(
@@ -233,7 +225,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 "it are marked uncertain (declare it with --assume-pointwise if it is pointwise)",
             )
         )
-    return Propagation(order, states, layers, diags, by_output)
+    return Propagation(p, layers, diags, layer_of)
 
 
 def _hand_on(node: Node, ins: list[TensorState], declared: Shape | None) -> bool:

@@ -23,14 +23,15 @@ GLOBAL_KINDS = {
 
 
 def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
-    useful = feeds_outputs(graph, prop.order)
+    useful = feeds_outputs(prop.plan)
+    plan = prop.plan
     nsp = len(graph.input.spatial_axes)
     input_size = tuple(graph.input.shape[t] for t in graph.input.spatial_axes)
     ones: tuple[Fraction | None, ...] = tuple(Fraction(1) for _ in range(nsp))
 
     # one pass over the layers in graph order (each is read once: large models do not fit in
     # the processor's caches); only layers that feed an output count, except as stage sources
-    by_tensor = prop.by_output
+    layer_of = prop.layer_of
     last: LayerResult | None = None  # the last spatial layer
     # layers after an unknown op have no trusted layout: the real last spatial layer may be
     # among them, so nothing is claimed about what "the last spatial layer" sees
@@ -38,10 +39,10 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
     first_full = first_global = global_spatial = None
     certain = True
     stages: list[Stage] = []
-    for node in prop.order:
-        for out in node.outputs:
-            lay = by_tensor.get(out)
-            if lay is None or out not in useful:
+    for ins, outs in zip(plan.inputs, plan.outputs):
+        for out in outs:
+            lay = layer_of[out]
+            if lay is None or not useful[out]:
                 continue
             ok = lay.status == OK
             certain = certain and ok
@@ -57,7 +58,7 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
                     global_spatial = lay
             if not ok or not lay.is_spatial:
                 continue
-            src = next((by_tensor[n] for n in node.inputs if n and n in by_tensor), None)
+            src = next((s for n in ins if (s := layer_of[n]) is not None), None)
             if src is not None and (src.axes is lay.axes or src.status != OK or not src.is_spatial):
                 continue  # (the same axes: the layer passed its input through)
             before = tuple(a.jump for a in src.axes) if src is not None else ones
