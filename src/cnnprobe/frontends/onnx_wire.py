@@ -140,20 +140,48 @@ class Array:
 
 class TensorInfo:
     """A ``TensorProto`` without its data: name, dims, element type, whether the data lives in
-    an external file. :func:`tensor_values` decodes the data of a small one from the buffer."""
+    an external file. :func:`tensor_values` decodes the data of a small one from the buffer.
 
-    __slots__ = ("_buf", "_spans", "data_type", "dims", "external", "name", "raw", "segment")
+    A model has one per weight (tens of thousands in a large one), so the positions in the
+    buffer are plain ints, not tuples and lists."""
+
+    __slots__ = (
+        "_buf",
+        "_more",
+        "_raw_a",
+        "_raw_b",
+        "_start",
+        "_stop",
+        "data_type",
+        "dims",
+        "external",
+        "name",
+        "segment",
+    )
 
     def __init__(self, buf: bytes) -> None:
         self.name = ""
         self.dims: tuple[int, ...] = ()
         self.data_type = 0
         self.external = False
-        #: ``[start, stop)`` of ``raw_data`` in the buffer, if present.
-        self.raw: tuple[int, int] | None = None
         self.segment = False
         self._buf = buf
-        self._spans: list[tuple[int, int]] = []
+        # the message's [start, stop) in the buffer; further ones when it appears again (merged)
+        self._start = self._stop = -1
+        self._more: list[tuple[int, int]] | None = None
+        # [start, stop) of raw_data, -1 if absent
+        self._raw_a = self._raw_b = -1
+
+    @property
+    def raw(self) -> tuple[int, int] | None:
+        """``[start, stop)`` of ``raw_data`` in the buffer, if present."""
+        return None if self._raw_a < 0 else (self._raw_a, self._raw_b)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """``[start, stop)`` of each occurrence of the message in the buffer."""
+        if self._start < 0:
+            return []
+        return [(self._start, self._stop), *(self._more or ())]
 
     @property
     def size(self) -> int:
@@ -461,7 +489,12 @@ def _attribute(buf: bytes, pos: int, end: int, attrs: dict[str, Any]) -> None:
 def _tensor(buf: bytes, pos: int, end: int, t: TensorInfo) -> None:
     """Read a TensorProto's header into ``t`` (merging, when the message appears twice). Typed
     data is only checked here (so that :func:`tensor_values` cannot fail); it is decoded there."""
-    t._spans.append((pos, end))
+    if t._start < 0:
+        t._start, t._stop = pos, end
+    elif t._more is None:
+        t._more = [(pos, end)]
+    else:
+        t._more.append((pos, end))
     dims: list[int] | None = None
     while pos < end:
         k = buf[pos]
@@ -501,7 +534,7 @@ def _tensor(buf: bytes, pos: int, end: int, t: TensorInfo) -> None:
             if num == 8:
                 t.name = str(buf[a:pos], "utf-8")
             elif num == 9:
-                t.raw = (a, pos)  # never copied here
+                t._raw_a, t._raw_b = a, pos  # never copied here
             elif num == 1:
                 if dims is None:
                     dims = list(t.dims)
@@ -628,8 +661,8 @@ def tensor_values(t: TensorInfo) -> Array | None:
     dtype, code, itemsize, typed = spec
     n = t.size
     buf = t._buf
-    if t.raw is not None:
-        a, b = t.raw
+    a, b = t._raw_a, t._raw_b
+    if a >= 0:
         if b - a != n * itemsize:
             return None
         values: list[Any] = list(struct.unpack_from(f"<{n}{code}", buf, a))
@@ -637,7 +670,7 @@ def tensor_values(t: TensorInfo) -> Array | None:
             values = [1 if x else 0 for x in values]
         return Array(t.dims, values, dtype)
     raw: list[Any] = []
-    for start, stop in t._spans:
+    for start, stop in t.spans():
         _collect(buf, start, stop, typed, raw)
     if len(raw) != n:
         return None
