@@ -309,9 +309,10 @@ def _opset(buf: bytes, pos: int, end: int) -> tuple[str, int]:
 
 
 def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
-    # tensor names appear once as an output and again as each reader's input: one str object
-    # each (less memory, and dict lookups by these names compare identities)
-    names: dict[str, str] = {}
+    # tensor names appear once as an output and again as each reader's input, and most nodes
+    # share a few attribute values and weight shapes: one object each (less memory, and dict
+    # lookups by these names compare identities)
+    shared: dict[Any, Any] = {}
     while pos < end:
         k = buf[pos]
         if 8 <= k < 0x80:
@@ -332,10 +333,10 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
             else:
                 a, pos = length(buf, pos, end)
             if num == 1:
-                g.node.append(_node(buf, a, pos, names))
+                g.node.append(_node(buf, a, pos, shared))
             elif num == 5:
                 t = TensorInfo(buf)
-                _tensor(buf, a, pos, t)
+                _tensor(buf, a, pos, t, shared)
                 g.initializer.append(t)
             elif num == 11:
                 g.input.append(_value_info(buf, a, pos))
@@ -351,7 +352,7 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
             pos = skip(buf, pos, end, wire)
 
 
-def _node(buf: bytes, pos: int, end: int, names: dict[str, str]) -> NodeInfo:
+def _node(buf: bytes, pos: int, end: int, shared: dict[Any, Any]) -> NodeInfo:
     """A NodeProto: the hot loop of the reader (one pass per node), so the common one-byte keys
     and lengths are decoded inline."""
     inputs: list[str] = []
@@ -380,12 +381,12 @@ def _node(buf: bytes, pos: int, end: int, names: dict[str, str]) -> NodeInfo:
             a, pos = length(buf, pos, end)
         if num == 1:
             x = str(buf[a:pos], "utf-8")
-            inputs.append(names.setdefault(x, x))
+            inputs.append(shared.setdefault(x, x))
         elif num == 2:
             x = str(buf[a:pos], "utf-8")
-            outputs.append(names.setdefault(x, x))
+            outputs.append(shared.setdefault(x, x))
         elif num == 5:
-            _attribute(buf, a, pos, attrs)
+            _attribute(buf, a, pos, attrs, shared)
         elif num == 4:
             op_type = intern(str(buf[a:pos], "utf-8"))  # a few dozen names, shared by all nodes
         elif num == 3:
@@ -396,7 +397,13 @@ def _node(buf: bytes, pos: int, end: int, names: dict[str, str]) -> NodeInfo:
     return NodeInfo(name, op_type, domain, tuple(inputs), tuple(outputs), attrs)
 
 
-def _attribute(buf: bytes, pos: int, end: int, attrs: dict[str, Any]) -> None:
+#: INTS attribute values and dims up to this length are shared between nodes and weights
+SHARED_TUPLE_LEN = 8
+
+
+def _attribute(
+    buf: bytes, pos: int, end: int, attrs: dict[str, Any], shared: dict[Any, Any]
+) -> None:
     name = ""
     atype = 0
     f = 0.0
@@ -426,7 +433,7 @@ def _attribute(buf: bytes, pos: int, end: int, attrs: dict[str, Any]) -> None:
             else:
                 a, pos = length(buf, pos, end)
             if num == 1:
-                name = str(buf[a:pos], "utf-8")
+                name = intern(str(buf[a:pos], "utf-8"))  # a few dozen, shared by all nodes
             elif num == 8:
                 ints.extend(packed_varints(buf, a, pos))
             elif num == 7:
@@ -473,7 +480,8 @@ def _attribute(buf: bytes, pos: int, end: int, attrs: dict[str, Any]) -> None:
     if atype == ATTR_INT:
         attrs[name] = i
     elif atype == ATTR_INTS:
-        attrs[name] = tuple(v - (1 << 64) if v >> 63 else v for v in ints)
+        tup = tuple(v - (1 << 64) if v >> 63 else v for v in ints)
+        attrs[name] = shared.setdefault(tup, tup) if len(tup) <= SHARED_TUPLE_LEN else tup
     elif atype == ATTR_FLOAT:
         attrs[name] = f
     elif atype == ATTR_FLOATS:
@@ -486,7 +494,9 @@ def _attribute(buf: bytes, pos: int, end: int, attrs: dict[str, Any]) -> None:
         attrs[name] = t if t is not None else TensorInfo(buf)
 
 
-def _tensor(buf: bytes, pos: int, end: int, t: TensorInfo) -> None:
+def _tensor(
+    buf: bytes, pos: int, end: int, t: TensorInfo, shared: dict[Any, Any] | None = None
+) -> None:
     """Read a TensorProto's header into ``t`` (merging, when the message appears twice). Typed
     data is only checked here (so that :func:`tensor_values` cannot fail); it is decoded there."""
     if t._start < 0:
@@ -555,7 +565,12 @@ def _tensor(buf: bytes, pos: int, end: int, t: TensorInfo) -> None:
                 expect(num, wire, _TENSOR_WIRE.get(num, LEN), "TensorProto", pos)
             pos = skip(buf, pos, end, wire)
     if dims is not None:
-        t.dims = tuple(dims)
+        tup = tuple(dims)
+        t.dims = (
+            shared.setdefault(tup, tup)
+            if shared is not None and len(tup) <= SHARED_TUPLE_LEN
+            else tup
+        )
 
 
 def _value_info(buf: bytes, pos: int, end: int) -> ValueInfo:
