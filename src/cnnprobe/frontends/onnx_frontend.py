@@ -1186,7 +1186,7 @@ def _convert(
     g = model.graph
     assert g is not None  # parse_model checked it
     opset = next((v for d, v in model.opset_import if d in ("", "ai.onnx")), 1)
-    init_names = {t.name for t in g.initializer}
+    init_names = frozenset([t.name for t in g.initializer])
     shapes: dict[str, Shape] = {}
     pending: dict[str, list[TensorInfo]] = {}
     for t in g.initializer:
@@ -1230,7 +1230,6 @@ def _convert(
     ctx = Ctx(opset, {}, shapes, inferred, pending=pending)
     nodes: list[Node] = []
     used: set[str] = set()
-    constants = set(init_names)
     for k, p in enumerate(g.node):
         a = _attrs(p)
         _fold(p, a, ctx)
@@ -1265,7 +1264,7 @@ def _convert(
         input=ModelInput(image.name, shape, lay, spatial),
         nodes=nodes,
         outputs=tuple(o.name for o in g.output),
-        constants=frozenset(constants),
+        constants=init_names,
         other_inputs=others,
         declared_shapes=shapes,
         meta=meta,
