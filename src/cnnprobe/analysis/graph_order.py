@@ -69,14 +69,11 @@ def plan(graph: Graph) -> Plan:
     others = set(graph.other_inputs)
     constant_data: list[int] = []
 
-    def unproduced(node: Node, name: str) -> None:
-        if name not in constants and name not in others:
-            raise ModelError(f"node {node.name!r} reads tensor {name!r}, which nothing produces")
-
     inputs: list[tuple[int, ...]] = []
     params: list[tuple[int, ...]] = []
     waiting = [0] * len(nodes)
     readers: list[list[int]] = [[] for _ in nodes]
+    counted = [-1] * len(nodes)  # counted[src] == k: node k already waits for node src
     for k, node in enumerate(nodes):
         ins = []
         for name in node.inputs:
@@ -85,26 +82,32 @@ def plan(graph: Graph) -> Plan:
                 continue
             found = ids.get(name)
             if found is None:
-                unproduced(node, name)
+                if name not in constants and name not in others:
+                    raise _dangling(node, name)
                 found = ids[name] = len(names)  # a constant read as data: numbered on first read
                 names.append(name)
                 producer.append(-1)
                 constant_data.append(found)
             ins.append(found)
-        dyn = []
+        dyn: tuple[int, ...] = ()
         for name in node.params:
             found = ids.get(name)
-            if found is None:
-                unproduced(node, name)  # a weight: nothing to number
+            if found is None:  # a weight: nothing to number
+                if name not in constants and name not in others:
+                    raise _dangling(node, name)
             elif producer[found] >= 0 or found == IMAGE:
-                dyn.append(found)
-        inputs.append(tuple(ins))
-        params.append(tuple(dyn))
-        deps = {producer[n] for n in (*ins, *dyn)}
-        deps.discard(-1)
-        waiting[k] = len(deps)
-        for src in deps:
-            readers[src].append(k)
+                dyn = (*dyn, found)
+        ins_t = tuple(ins)
+        inputs.append(ins_t)
+        params.append(dyn)
+        w = 0
+        for n in (*ins_t, *dyn) if dyn else ins_t:
+            src = producer[n]
+            if src >= 0 and counted[src] != k:
+                counted[src] = k
+                w += 1
+                readers[src].append(k)
+        waiting[k] = w
     ready = deque(k for k, w in enumerate(waiting) if w == 0)
     order: list[int] = []
     while ready:
@@ -122,6 +125,8 @@ def plan(graph: Graph) -> Plan:
         found = ids.get(o)
         if found is not None and (producer[found] >= 0 or found == IMAGE):
             graph_outputs.append(found)
+    if order == list(range(len(nodes))):  # file order (chains): nothing to reorder
+        return Plan(nodes, inputs, params, outputs, names, constant_data, graph_outputs)
     return Plan(
         [nodes[k] for k in order],
         [inputs[k] for k in order],
@@ -131,6 +136,10 @@ def plan(graph: Graph) -> Plan:
         constant_data,
         graph_outputs,
     )
+
+
+def _dangling(node: Node, name: str) -> ModelError:
+    return ModelError(f"node {node.name!r} reads tensor {name!r}, which nothing produces")
 
 
 def topological_order(graph: Graph) -> list[Node]:
