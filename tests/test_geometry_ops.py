@@ -1593,3 +1593,93 @@ def test_crop_reaching_into_the_added_padding(tmp_path: Path) -> None:
     assert lay.output_shape == (1, 2, 2, 8)
     assert [lay.real_interval(0, v) for v in range(2)] == [None, None]
     assert lay.unit_interval(0, 0) == (-3, -3)
+
+
+# Normalisations over chosen axes and newer pointwise ops. conv k3 p1 on 6x8 (r 3, j 1, start -1
+# on both axes) -> op. An op whose statistics run over a spatial axis makes every unit depend on
+# that whole axis (global there, local window kept); over channels only, nothing changes. The
+# expected global axes follow from each op's definition (ONNX operator docs) and are measured
+# with onnxruntime below.
+NORM_CASES = [
+    # LpNormalization: the p-norm along `axis` alone
+    pytest.param("LpNormalization", 17, dict(axis=-1), None, (False, True), id="lpnorm-axis-W"),
+    pytest.param("LpNormalization", 17, dict(axis=2), None, (True, False), id="lpnorm-axis-H"),
+    pytest.param("LpNormalization", 17, dict(axis=1), None, (False, False), id="lpnorm-channels"),
+    # RMSNormalization (opset 23): mean of squares over axes `axis`..last (scale: their shape)
+    pytest.param("RMSNormalization", 23, dict(axis=-1), (8,), (False, True), id="rms-last-axis"),
+    pytest.param("RMSNormalization", 23, dict(axis=2), (6, 8), (True, True), id="rms-from-H"),
+    pytest.param("RMSNormalization", 23, dict(axis=1), (4, 6, 8), (True, True), id="rms-from-C"),
+    # Swish (opset 24): x * sigmoid(alpha * x), pointwise
+    pytest.param("Swish", 24, dict(alpha=0.5), None, (False, False), id="swish"),
+]
+
+
+@pytest.mark.parametrize("op, opset, attrs, scale_shape, glob", NORM_CASES)
+def test_normalisations_and_pointwise(
+    tmp_path: Path,
+    op: str,
+    opset: int,
+    attrs: dict[str, Any],
+    scale_shape: tuple[int, ...] | None,
+    glob: tuple[bool, bool],
+) -> None:
+    from oracle import measure_intervals
+
+    inits = [weight("w", (4, 2, 3, 3))]
+    inputs = ["conv"]
+    if scale_shape is not None:
+        inits.append(numpy_helper.from_array(np.ones(scale_shape, np.float32), "scale"))
+        inputs.append("scale")
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node(op, inputs, "out", **attrs),
+    ]
+    path = save(tmp_path, nodes, (1, 2, 6, 8), inits, opset=opset, ir_version=10)
+    r = analyze(path)
+    lay = r.layer("out")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, 6, 8)
+    assert tuple(a.is_global for a in lay.axes) == glob
+    for a, n in enumerate((6, 8)):
+        check_axis(lay, a, n, 3, 1, -1)  # the local window of the conv is kept
+        assert lay.axes[a].full is glob[a]  # unit 0's window [-1, 1] misses pixels 2..n-1
+    # onnxruntime: along a global axis every unit reads the whole axis; along the others unit u
+    # reads the conv's window [u-1, u+1] clipped to the input
+    measured = measure_intervals(onnx.load(str(path)), "x", ["out"], spatial_axes_in=(2, 3))
+    for a, n in enumerate((6, 8)):
+        expected = [(0, n - 1) if glob[a] else (max(u - 1, 0), min(u + 1, n - 1)) for u in range(n)]
+        assert measured["out"][a] == expected, (op, a)
+
+
+@pytest.mark.parametrize("op", ["SkipLayerNormalization", "SkipSimplifiedLayerNormalization"])
+def test_skip_layer_norm_merges_its_skip_input(tmp_path: Path, op: str) -> None:
+    # onnxruntime's com.microsoft ops: LN(input + skip) over the last axis. [1, 4, 16] read as
+    # N, C, W: input = conv k3 p1 (r 3, start -1), skip = conv k5 p2 (r 5, start -2); the sum's
+    # window is the union, unit u reads [u-2, u+2] (r 5, start -2), and the statistics over W
+    # make every unit depend on the whole axis
+    from oracle import measure_intervals
+
+    nodes = [
+        node("Conv", ["x", "w3"], "c3", kernel_shape=[3], pads=[1, 1]),
+        node("Conv", ["x", "w5"], "c5", kernel_shape=[5], pads=[2, 2]),
+        helper.make_node(
+            op, ["c3", "c5", "gamma"], ["out"], name="out", domain="com.microsoft", epsilon=1e-5
+        ),
+    ]
+    inits = [
+        weight("w3", (4, 4, 3)),
+        weight("w5", (4, 4, 5)),
+        numpy_helper.from_array(np.ones((16,), np.float32), "gamma"),
+    ]
+    path = save(
+        tmp_path, nodes, (1, 4, 16), inits, extra_opsets=[("com.microsoft", 1)], check=False
+    )
+    r = analyze(path)
+    lay = r.layer("out")
+    assert lay.status == "ok"
+    assert lay.output_shape == (1, 4, 16)
+    assert lay.axes[0].is_global and lay.axes[0].full
+    check_axis(lay, 0, 16, 5, 1, -2)
+    assert [lay.unit_interval(0, u) for u in (0, 7)] == [(-2, 2), (5, 9)]
+    measured = measure_intervals(onnx.load(str(path)), "x", ["out"], spatial_axes_in=(2,))
+    assert measured["out"][0] == [(0, 15)] * 16

@@ -347,14 +347,27 @@ def softmax(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     "GroupNormalization",
     "MeanVarianceNormalization",
     "LayerNormalization",
+    "RMSNormalization",
+    "LpNormalization",
     "com.microsoft.SkipLayerNormalization",
+    "com.microsoft.SimplifiedLayerNormalization",
+    "com.microsoft.SkipSimplifiedLayerNormalization",
 )
 def norm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
-    data = [p.input[0]] + ([p.input[1]] if p.op_type == "SkipLayerNormalization" else [])
+    skip = p.op_type in ("SkipLayerNormalization", "SkipSimplifiedLayerNormalization")
+    data = [p.input[0]] + ([p.input[1]] if skip else [])
     params = list(p.input[len(data) :])
     if p.op_type == "MeanVarianceNormalization":
         return _node(p, name, "mix", data, params, axes=tuple(a.get("axes", (0, 2, 3))))
-    if p.op_type in ("LayerNormalization", "SkipLayerNormalization"):
+    if p.op_type == "LpNormalization":  # the norm along `axis` only
+        return _node(p, name, "mix", data, params, axes=(int(a.get("axis", -1)),))
+    if p.op_type in (
+        "LayerNormalization",
+        "RMSNormalization",
+        "SkipLayerNormalization",
+        "SimplifiedLayerNormalization",
+        "SkipSimplifiedLayerNormalization",
+    ):  # statistics over the axes from `axis` to the last
         return _node(p, name, "mix", data, params, axes_from=int(a.get("axis", -1)))
     first = 1 if p.op_type == "GroupNormalization" else 2
     return _node(p, name, "mix", data, params, axes_from=first)
@@ -526,6 +539,7 @@ ELEMENTWISE = (
     "Softplus",
     "Softsign",
     "HardSwish",
+    "Swish",
     "Mish",
     "Gelu",
     "FastGelu",

@@ -545,7 +545,12 @@ def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
 
 @rule("mix")
 def mix_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    """Statistics over some axes (normalisations, softmax). Several data inputs (a residual
+    added first, as in ``SkipLayerNormalization``) are merged elementwise before."""
     x = ins[0]
+    live = _live(ins)
+    if len(live) > 1:
+        x = _merge(live, _elementwise_shape(node, ins), ctx)
     return [x.make_global(_axes_attr(node, x.rank), keep_window=True)]
 
 
