@@ -54,6 +54,19 @@ HEAVY_MODULES = ("onnx", "onnxruntime", "numpy")
 OTHER_MODULES = ("google.protobuf", "h5py", "pydantic", "tabulate")
 
 BASELINE_CODE = "import sys, onnx; m = onnx.load(sys.argv[1]); onnx.shape_inference.infer_shapes(m)"
+#: One analysis in a fresh process, as the command runs it: imports and first-call caches warmed
+#: on another model (argv[1]), then the timed call (argv[2]). Prints seconds and page faults.
+FRESH_ANALYZE_CODE = """\
+import gc, resource, sys, time
+import cnnprobe
+cnnprobe.analyze(sys.argv[1])
+gc.collect()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+t0 = time.perf_counter()
+cnnprobe.analyze(sys.argv[2])
+dt = time.perf_counter() - t0
+print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+"""
 HELP_MODULES_CODE = """\
 import json, sys
 names = json.loads(sys.stdin.read())
@@ -320,6 +333,29 @@ def linear_reference(n: int) -> object:
         for name, ins, _attrs, dims in records
     ]
     return records, index, results
+
+
+def time_fresh_analyses(
+    warm: Path, paths: Sequence[Path], runs: int
+) -> tuple[list[Timing], list[float], list[float]]:
+    """``cnnprobe.analyze`` of each path in its own fresh process (after a warm-up analysis of
+    ``warm`` there), the paths in turn, ``runs`` rounds: timings, the median page faults of
+    each, and the ratio last / first of each round."""
+    times: list[list[float]] = [[] for _ in paths]
+    faults: list[list[float]] = [[] for _ in paths]
+    ratios: list[float] = []
+    for _ in range(runs):
+        for k, path in enumerate(paths):
+            out = subprocess.run(
+                [sys.executable, "-c", FRESH_ANALYZE_CODE, str(warm), str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            times[k].append(float(out[0]))
+            faults[k].append(float(out[1]))
+        ratios.append(times[-1][-1] / times[0][-1])
+    return [Timing(t) for t in times], [statistics.median(f) for f in faults], ratios
 
 
 def cnnprobe_command() -> list[str]:

@@ -89,6 +89,42 @@ def test_json_report(wrap_model: str) -> None:
     assert on and all(s["sensitivity"] < 1e-5 for s in on)
 
 
+SHIFT_SCHEMA = json.loads(
+    __import__("importlib.resources").resources.files("cnnprobe")
+    .joinpath("schema/shift-test.schema.json")
+    .read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize(
+    "model, args",
+    [
+        pytest.param("wrap", ["--mode", "roll", "--layers", "all"], id="roll-layers"),
+        pytest.param("wrap", ["--mode", "pad", "--fill", "reflect", "--shifts", "random"],
+                     id="pad-random"),
+        pytest.param("wrap", ["--mode", "fourier", "--step", "0.5", "--max-shift", "2"],
+                     id="fourier-subpixel"),
+        pytest.param("wrap", ["--shifts", "grid", "--max-shift", "2"], id="crop-grid"),
+        pytest.param("pooled", [], id="classifier"),
+        pytest.param("keras", ["--mode", "roll"], id="nhwc-keras-export"),
+    ],
+)
+def test_json_report_follows_its_schema(wrap_model: str, model: str, args: list[str]) -> None:
+    import jsonschema
+
+    path = {
+        "wrap": wrap_model,
+        "pooled": POOLED,
+        "keras": str(SAMPLES / "keras_mnist_pooled.onnx"),
+    }[model]
+    res = run(path, "-n", "2", "-f", "json", *args)
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    jsonschema.validate(doc, SHIFT_SCHEMA, cls=jsonschema.Draft202012Validator)
+    if "--layers" in args:
+        assert doc["layers"]
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(wrap_model: str) -> None:
     def numbers(*extra: str) -> list[object]:
         doc = json.loads(run(wrap_model, "-n", "2", "-f", "json", *extra).stdout)
