@@ -1683,3 +1683,53 @@ def test_skip_layer_norm_merges_its_skip_input(tmp_path: Path, op: str) -> None:
     assert [lay.unit_interval(0, u) for u in (0, 7)] == [(-2, 2), (5, 9)]
     measured = measure_intervals(onnx.load(str(path)), "x", ["out"], spatial_axes_in=(2,))
     assert measured["out"][0] == [(0, 15)] * 16
+
+
+def test_channel_shuffle_twice_keeps_the_spatial_axes(tmp_path: Path) -> None:
+    # ShuffleNet v2 units: channel shuffle = Reshape [1, 2, 4, 8, 8] -> Transpose(0, 2, 1, 3, 4)
+    # -> Reshape [1, 8, 8, 8]; the next unit slices the shuffled channels in two halves, convolves
+    # one, concatenates and shuffles again. Only channels are regrouped, so every window stays:
+    # c0 k3 p1 (r 3, start -1); half b through c1 k3 p1 (r 5, start -2); the concat's union is
+    # r 5, start -2; c2 k3 p1 after the second shuffle: r 7, start -3
+    from oracle import measure_intervals
+
+    def shuffle(src: str, tag: str) -> list[onnx.NodeProto]:
+        return [
+            node("Reshape", [src, "split_shape"], f"{tag}_r"),
+            node("Transpose", [f"{tag}_r"], f"{tag}_t", perm=[0, 2, 1, 3, 4]),
+            node("Reshape", [f"{tag}_t", "merged_shape"], f"{tag}"),
+        ]
+
+    nodes = [
+        node("Conv", ["x", "w0"], "c0", kernel_shape=[3, 3], pads=[1] * 4),
+        *shuffle("c0", "s1"),
+        node("Slice", ["s1", "start_a", "end_a", "axis_c"], "a"),
+        node("Slice", ["s1", "start_b", "end_b", "axis_c"], "b"),
+        node("Conv", ["b", "w1"], "c1", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Concat", ["a", "c1"], "cat", axis=1),
+        *shuffle("cat", "s2"),
+        node("Conv", ["s2", "w2"], "c2", kernel_shape=[3, 3], pads=[1] * 4),
+    ]
+    inits = [
+        weight("w0", (8, 2, 3, 3)),
+        weight("w1", (4, 4, 3, 3)),
+        weight("w2", (4, 8, 3, 3)),
+        ints("split_shape", [1, 2, 4, 8, 8]),
+        ints("merged_shape", [1, 8, 8, 8]),
+        ints("start_a", [0]),
+        ints("end_a", [4]),
+        ints("start_b", [4]),
+        ints("end_b", [8]),
+        ints("axis_c", [1]),
+    ]
+    path = save(tmp_path, nodes, (1, 2, 8, 8), inits)
+    r = analyze(path)
+    assert r.verdict.certain, [d.message for d in r.diagnostics]
+    for name, rf, start in (("s1", 3, -1), ("cat", 5, -2), ("s2", 5, -2), ("c2", 7, -3)):
+        lay = r.layer(name)
+        assert lay.status == "ok"
+        for a in range(2):
+            check_axis(lay, a, 8, rf, 1, start)
+    measured = measure_intervals(onnx.load(str(path)), "x", ["c2"], spatial_axes_in=(2, 3))
+    for a in range(2):
+        assert measured["c2"][a] == [(max(u - 3, 0), min(u + 3, 7)) for u in range(8)]

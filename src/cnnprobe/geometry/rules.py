@@ -986,7 +986,7 @@ def _reshape_target(shape: Shape, target: Sequence[int] | None, allowzero: bool)
 def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -> Layout | None:
     """Distribute the input's factors (row-major) over the output axes; ``None`` if a spatial
     factor would have to be split or sizes are unknown."""
-    factors = [f for fs in x.layout for f in fs if f.size != 1]
+    factors = _flat_factors(x)
     # spatial axes of size 1 carry no positions but must stay findable (a later dense layer
     # makes them global): they ride along with the first output axis that has several elements
     riders = tuple(f for fs in x.layout for f in fs if f.size == 1 and f.spatial is not None)
@@ -1024,6 +1024,33 @@ def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -
     if i != len(factors):
         return None
     return _attach(tuple(_fit(g, d) for g, d in zip(out, shape)), riders)
+
+
+def _flat_factors(x: TensorState) -> list[Factor]:
+    """The input's factors in row-major order, size-1 ones left out. Data that indexes no input
+    position has no structure worth keeping: a tensor axis without spatial factors counts as one
+    factor of its size (a slice or concat of regrouped channels may leave sizes unknown), and
+    neighbouring non-spatial factors are merged, so that any regrouping of them matches."""
+    out: list[Factor] = []
+    for t, fs in enumerate(x.layout):
+        n = x.shape[t] if t < len(x.shape) else None
+        if n is not None and all(f.spatial is None for f in fs):
+            fs = (factor(n),)
+        for f in fs:
+            if f.size == 1:
+                continue
+            last = out[-1] if out else None
+            if (
+                last is not None
+                and last.spatial is None
+                and f.spatial is None
+                and last.size is not None
+                and f.size is not None
+            ):
+                out[-1] = factor(last.size * f.size)
+            else:
+                out.append(f)
+    return out
 
 
 def _attach(layout: Layout, riders: tuple[Factor, ...]) -> Layout:
