@@ -1733,3 +1733,58 @@ def test_channel_shuffle_twice_keeps_the_spatial_axes(tmp_path: Path) -> None:
     measured = measure_intervals(onnx.load(str(path)), "x", ["c2"], spatial_axes_in=(2, 3))
     for a in range(2):
         assert measured["c2"][a] == [(max(u - 3, 0), min(u + 3, 7)) for u in range(8)]
+
+
+def test_pad_amounts_from_a_torch_style_constant_chain(tmp_path: Path) -> None:
+    # torch.onnx's export of F.pad(x, (0, pad_w, 0, pad_h)) with pad_h = (4 - 5 % 4) % 4 = 3 and
+    # pad_w = (4 - 7 % 4) % 4 = 1 computed from static sizes (as Swin pads to the window size):
+    # Mod/Sub -> Concat with zeros -> Reshape [-1, 2] -> Slice (reversed) -> Transpose -> Reshape
+    # [-1] -> Cast -> Pad. Every value is static: pads [0, 0, 0, 0, 0, 0, 3, 1], the 5x7 map
+    # becomes 8x8 with the padding at the end (start 0, r 1, j 1)
+    def const(name: str, values: list[int]) -> onnx.NodeProto:
+        return helper.make_node(
+            "Constant", [], [name], value=numpy_helper.from_array(np.array(values, np.int64))
+        )
+
+    def padded_to_4(n: int, tag: str) -> list[onnx.NodeProto]:
+        return [
+            const(f"{tag}_n", [n]),
+            const(f"{tag}_4", [4]),
+            helper.make_node("Mod", [f"{tag}_n", f"{tag}_4"], [f"{tag}_r"]),
+            helper.make_node("Sub", [f"{tag}_4", f"{tag}_r"], [f"{tag}_d"]),
+            helper.make_node("Mod", [f"{tag}_d", f"{tag}_4"], [tag]),
+        ]
+
+    nodes = [
+        *padded_to_4(5, "ph"),
+        *padded_to_4(7, "pw"),
+        const("zero", [0]),
+        const("zeros4", [0, 0, 0, 0]),
+        helper.make_node("Concat", ["zero", "pw", "zero", "ph", "zeros4"], ["raw"], axis=0),
+        const("pairs", [-1, 2]),
+        helper.make_node("Reshape", ["raw", "pairs"], ["raw2"]),
+        const("s", [-1]),
+        const("e", [-(2**63)]),
+        const("ax", [0]),
+        const("st", [-1]),
+        helper.make_node("Slice", ["raw2", "s", "e", "ax", "st"], ["rev"]),
+        helper.make_node("Transpose", ["rev"], ["tr"], perm=[1, 0]),
+        const("flat", [-1]),
+        helper.make_node("Reshape", ["tr", "flat"], ["pads64"]),
+        helper.make_node("Cast", ["pads64"], ["pads"], to=TensorProto.INT64),
+        helper.make_node("Pad", ["x", "pads"], ["y"], name="y"),
+    ]
+    path = save(tmp_path, nodes, (1, 2, 5, 7))
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ran = sess.run(None, {"x": np.ones((1, 2, 5, 7), np.float32)})[0]
+    assert ran.shape == (1, 2, 8, 8)
+    assert ran[0, 0, :5, :7].all() and not ran[0, 0, 5:, :].any() and not ran[0, 0, :, 7:].any()
+    r = analyze(path)
+    lay = r.layer("y")
+    assert lay.status == "ok" and not codes(r)
+    assert lay.output_shape == (1, 2, 8, 8)
+    for a in range(2):
+        check_axis(lay, a, 8, 1, 1, 0)
+    assert [lay.real_interval(0, u) for u in (0, 4, 5, 7)] == [(0, 0), (4, 4), None, None]

@@ -692,6 +692,8 @@ def _reference_fold(op: str, a: dict[str, Any], v: list[Any]) -> np.ndarray | No
     if op == "Concat":
         return np.concatenate([np.atleast_1d(x) for x in v], axis=int(a["axis"]))
     if op == "Gather":
+        if np.asarray(v[1]).dtype not in (np.int32, np.int64):  # ONNX: int32 or int64 indices
+            raise TypeError("Gather indices must be int32 or int64")
         return np.take(np.asarray(v[0]), np.asarray(v[1]), axis=int(a.get("axis", 0)))
     if op in ("Add", "Sub", "Mul", "Div"):
         x, y = np.asarray(v[0]), np.asarray(v[1])
@@ -699,6 +701,19 @@ def _reference_fold(op: str, a: dict[str, Any], v: list[Any]) -> np.ndarray | No
             return np.asarray(x // y)
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
         return np.asarray(fn(x, y))
+    if op == "Mod":  # ONNX Mod (numpy mod / fmod); integer or float, no bools, no zero divisor
+        x, y = np.asarray(v[0]), np.asarray(v[1])
+        if x.dtype.kind == "b" or y.dtype.kind == "b":
+            raise TypeError("Mod of booleans")
+        if not a.get("fmod", 0) and (x.dtype.kind == "f" or y.dtype.kind == "f"):
+            raise TypeError("Mod of floats needs fmod=1")
+        if x.size and y.size and not np.all(np.broadcast_arrays(x, y)[1]):
+            raise ZeroDivisionError("Mod by zero")
+        return np.asarray(np.fmod(x, y) if a.get("fmod", 0) else np.mod(x, y))
+    if op == "Transpose":
+        x = np.asarray(v[0])
+        perm = a.get("perm")
+        return np.transpose(x, None if perm is None else tuple(perm))
     if op == "Slice":
         data = np.asarray(v[0])
         starts, ends = np.asarray(v[1]).reshape(-1), np.asarray(v[2]).reshape(-1)
@@ -738,12 +753,14 @@ def _rand_array(rng: random.Random) -> Array:
 def test_folding_matches_numpy() -> None:
     rng = random.Random(0)
     ops = ["Unsqueeze", "Squeeze", "Concat", "Gather", "Add", "Sub", "Mul", "Div", "Slice"]
-    ops += ["Reshape"]
+    ops += ["Reshape", "Mod", "Transpose"]
     compared = 0
     with np.errstate(all="ignore"):
         for _ in range(6000):
             op = rng.choice(ops)
-            n_in = {"Concat": rng.randint(1, 3), "Slice": rng.randint(3, 5)}.get(op, 2)
+            n_in = {"Concat": rng.randint(1, 3), "Slice": rng.randint(3, 5), "Transpose": 1}.get(
+                op, 2
+            )
             if op in ("Unsqueeze", "Squeeze") and rng.random() < 0.4:
                 n_in = 1
             v = [_rand_array(rng) for _ in range(n_in)]
@@ -752,6 +769,14 @@ def test_folding_matches_numpy() -> None:
                     v[k] = Array((rng.randint(0, 3),), [], "i8")
                     v[k].data = [rng.randint(-3, 3) for _ in range(v[k].shape[0])]
             attrs: dict[str, Any] = {}
+            if op == "Mod":
+                attrs["fmod"] = rng.choice([0, 1])
+            if op == "Transpose" and rng.random() < 0.8:
+                perm = list(range(v[0].ndim))
+                rng.shuffle(perm)
+                if rng.random() < 0.1 and perm:
+                    perm[0] = len(perm)  # not a permutation
+                attrs["perm"] = tuple(perm)
             if op in ("Concat", "Gather") or (op in ("Unsqueeze", "Squeeze") and n_in == 1):
                 key_ = "axis" if op in ("Concat", "Gather") else "axes"
                 if key_ == "axis":
@@ -766,7 +791,7 @@ def test_folding_matches_numpy() -> None:
                 got = fe._fold_op(op, attrs, v, 17)
                 if got is not None:
                     fe._check_shape(got.shape, got.dtype)
-            except (ValueError, IndexError, KeyError, TypeError, OverflowError):
+            except (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError):
                 got = None
             if want is not None and want.size > fe.FOLD_LIMIT:
                 continue

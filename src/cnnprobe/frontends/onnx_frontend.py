@@ -738,6 +738,49 @@ def _fold_arith(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array
     return _arith(op, v[0], v[1])
 
 
+def _fold_mod(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    """ONNX Mod: the remainder takes the divisor's sign (``fmod=0``, integers only), or the
+    dividend's, as C ``fmod`` (``fmod=1``). A zero divisor is not folded."""
+    if v[0].dtype == "b1" or v[1].dtype == "b1":
+        raise TypeError("Mod of booleans")
+    if a.get("fmod", 0):
+        return _arith("Mod", v[0], v[1], _c_fmod)
+    if v[0].dtype[0] == "f" or v[1].dtype[0] == "f":
+        raise TypeError("Mod of floats needs fmod=1")
+    return _arith("Mod", v[0], v[1], _int_mod)
+
+
+def _int_mod(x: int, y: int) -> int:
+    if not y:
+        raise ZeroDivisionError("Mod by zero")
+    return x % y
+
+
+def _c_fmod(x: Any, y: Any) -> Any:
+    if isinstance(x, float) or isinstance(y, float):
+        if not y:
+            raise ZeroDivisionError("Mod by zero")
+        try:
+            return math.fmod(x, y)
+        except ValueError:  # an infinite dividend: IEEE gives NaN
+            return math.nan
+    r = abs(x) % abs(y)  # (ZeroDivisionError for 0)
+    return -r if x < 0 else r
+
+
+def _fold_transpose(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    x = v[0]
+    perm = [int(k) for k in a.get("perm", range(x.ndim - 1, -1, -1))]
+    if sorted(perm) != list(range(x.ndim)):
+        raise ValueError(f"perm {perm} is not a permutation of {x.ndim} axes")
+    shape = tuple(x.shape[k] for k in perm)
+    strides = _strides(x.shape)
+    flat = [0]
+    for k in perm:  # row-major over the output: each output axis steps its input axis
+        flat = [i + j * strides[k] for i in flat for j in range(x.shape[k])]
+    return Array(shape, [x.data[i] for i in flat], x.dtype)
+
+
 def _fold_slice(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
     if opset < 10:
         return None
@@ -778,6 +821,8 @@ FOLDERS: dict[str, Callable[[str, dict[str, Any], list[Array], int], Array | Non
     "Sub": _fold_arith,
     "Mul": _fold_arith,
     "Div": _fold_arith,
+    "Mod": _fold_mod,
+    "Transpose": _fold_transpose,
     "Slice": _fold_slice,
     "Reshape": _fold_reshape,
 }
@@ -896,8 +941,8 @@ def _concat(arrays: list[Array], axis: int) -> Array:
 
 
 def _gather(data: Array, indices: Array, axis: int) -> Array | None:
-    if indices.dtype[0] == "f":
-        raise TypeError("float indices")
+    if indices.dtype not in ("i4", "i8"):
+        raise TypeError("Gather indices must be int32 or int64")
     if not data.ndim:  # numpy takes from a 0-d array as from a 1-d one
         data = Array((1,), data.data, data.dtype)
     axis = _norm_axis(axis, data.ndim)
@@ -1015,7 +1060,25 @@ _BOOL_OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _arith(op: str, x: Array, y: Array) -> Array | None:
+def _arith_fn(op: str, x_dtype: str, dtype: str) -> tuple[Callable[[Any, Any], Any], str]:
+    """The elementwise function of Add, Sub, Mul or Div as numpy computes it, and the result
+    dtype (``dtype``: the operands' promoted one)."""
+    if op == "Div" and x_dtype[0] in "iu":  # integer dividend: floor division
+        return (_float_floordiv if dtype[0] == "f" else _int_floordiv), dtype
+    if op == "Div":  # true division: float64 unless the operands are floats already
+        return _ieee_div, (dtype if dtype[0] == "f" else "f8")
+    if dtype == "b1":  # numpy: logical or / and; no boolean subtract
+        if op == "Sub":
+            raise TypeError("boolean subtract")
+        return _BOOL_OPS[op], dtype
+    return _ARITH_OPS[op], dtype
+
+
+def _arith(
+    op: str, x: Array, y: Array, fn: Callable[[Any, Any], Any] | None = None
+) -> Array | None:
+    """``op`` (Add, Sub, Mul, Div; or any elementwise ``fn``) with numpy's broadcasting and
+    type promotion."""
     nd = max(x.ndim, y.ndim)
     px = (1,) * (nd - x.ndim) + x.shape
     py = (1,) * (nd - y.ndim) + y.shape
@@ -1031,18 +1094,8 @@ def _arith(op: str, x: Array, y: Array) -> Array | None:
     if math.prod(out) > FOLD_LIMIT:
         return None
     dtype = _promote(x.dtype, y.dtype)
-    fn: Callable[[Any, Any], Any]
-    if op == "Div" and x.dtype[0] in "iu":  # integer dividend: floor division
-        fn = _float_floordiv if dtype[0] == "f" else _int_floordiv
-    elif op == "Div":  # true division: float64 unless the operands are floats already
-        dtype = dtype if dtype[0] == "f" else "f8"
-        fn = _ieee_div
-    elif dtype == "b1":  # numpy: logical or / and; no boolean subtract
-        if op == "Sub":
-            raise TypeError("boolean subtract")
-        fn = _BOOL_OPS[op]
-    else:
-        fn = _ARITH_OPS[op]
+    if fn is None:
+        fn, dtype = _arith_fn(op, x.dtype, dtype)
     if not math.prod(out):  # settled by the shape: sizes may be huge next to a 0
         return Array(out, [], dtype)
     xs, ys = _cast(x.data, x.dtype, dtype), _cast(y.data, y.dtype, dtype)
