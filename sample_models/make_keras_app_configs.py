@@ -1,13 +1,16 @@
 """Write the architecture (config.json only, no weights) of a few keras.applications models to
 tests/data/keras_apps/NAME/ for the published-anchor tests. Needs Keras (any backend)::
 
-    KERAS_BACKEND=torch python sample_models/make_keras_app_configs.py
+    KERAS_BACKEND=torch python sample_models/make_keras_app_configs.py [NAME ...]
+
+(all of them without names).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import keras
@@ -17,10 +20,12 @@ APPS = {
     "resnet50": (keras.applications.ResNet50, (224, 224, 3)),
     "vgg16": (keras.applications.VGG16, (224, 224, 3)),
     "inception_v3": (keras.applications.InceptionV3, (299, 299, 3)),
+    "convnext_tiny": (keras.applications.ConvNeXtTiny, (224, 224, 3)),
 }
 
 if __name__ == "__main__":
-    for name, (build, shape) in APPS.items():
+    for name in sys.argv[1:] or list(APPS):
+        build, shape = APPS[name]
         model = build(weights=None, include_top=False, input_shape=shape)
         folder = OUT / name
         os.makedirs(folder, exist_ok=True)

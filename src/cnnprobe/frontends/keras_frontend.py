@@ -30,6 +30,8 @@ from .keras_io import (
     read_savedmodel,
 )
 from .keras_layers import (
+    APPLICATION_LAYERS,
+    APPLICATION_MODULES,
     LAYERS,
     MAX_DIM,
     OPS,
@@ -698,6 +700,8 @@ class Builder:
             conv = None
         elif is_op:
             conv = OPS.get(cls)
+        elif module is not None and module.startswith(APPLICATION_MODULES):
+            conv = APPLICATION_LAYERS.get(bare)
         else:
             conv = LAYERS.get(cls)
         if conv is None:

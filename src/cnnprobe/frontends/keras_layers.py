@@ -444,6 +444,13 @@ def pointwise(c: LayerCall) -> list[Node]:
     return [c.node("elementwise", [c.x()])]
 
 
+#: Layers that ``keras.applications`` models define for themselves (ConvNeXt: ``x * gamma`` per
+#: channel, and stochastic depth, the identity at inference). Recognised only when the file names
+#: their Keras module: a class of the user's may share the name.
+APPLICATION_LAYERS: dict[str, Converter] = {"LayerScale": pointwise, "StochasticDepth": pointwise}
+APPLICATION_MODULES = ("keras.src.applications.", "keras.applications.")
+
+
 @layer("Softmax", "LayerNormalization", "UnitNormalization")
 def axis_mix(c: LayerCall) -> list[Node]:
     axes = c.axis_list(c.get("axis", -1), "axis")
