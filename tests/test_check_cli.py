@@ -43,7 +43,8 @@ def empty_dir(tmp_path: Path) -> Path:
 
 def test_exit_0_when_every_rule_passes(empty_dir: Path) -> None:
     res = run(
-        POOLED, "--rule", 'full-input={layer = "dense"}', "--rule", "max-stride=4", cwd=empty_dir
+        POOLED, "--rule", 'min-rf={value = 26, layer = "dense"}', "--rule", "max-stride=4",
+        "--rule", "full-input=false", cwd=empty_dir
     )
     assert res.exit_code == 0, res.stdout
     assert "PASS" in res.stdout and "FAIL" not in res.stdout

@@ -18,14 +18,17 @@ from paths import SAMPLES
 CASES: list[tuple[str, str, Any, str]] = [
     # (sample, rule, configuration value, expected status)
     ("mnist_convnet.onnx", "full-input", True, "fail"),
-    ("mnist_pooled.onnx", "full-input", {"layer": "dense"}, "pass"),
+    # dense is global, but pool2 drops the only path from pixels 26, 27 (see test_samples.py)
+    ("mnist_pooled.onnx", "full-input", {"layer": "dense"}, "fail"),
+    ("residual_net.onnx", "full-input", {"layer": "gap"}, "pass"),
     ("residual_net.onnx", "full-input", {"layer": "gap"}, "pass"),
     ("residual_net.onnx", "full-input", {"layer": "nope"}, "error"),
     ("custom_op.onnx", "full-input", True, "fail"),  # cannot be verified: fail closed
     ("mnist_convnet.onnx", "min-rf", 7, "pass"),
     ("mnist_convnet.onnx", "min-rf", 8, "fail"),
     ("mnist_convnet.onnx", "min-rf", [7, 8], "fail"),
-    ("mnist_pooled.onnx", "min-rf", {"value": 28, "layer": "dense"}, "pass"),  # global = 28
+    ("mnist_pooled.onnx", "min-rf", {"value": 26, "layer": "dense"}, "pass"),  # pixels 0..25
+    ("mnist_pooled.onnx", "min-rf", {"value": 27, "layer": "dense"}, "fail"),
     ("mnist_pooled.onnx", "max-rf", 18, "pass"),
     ("mnist_pooled.onnx", "max-rf", 17, "fail"),
     ("mnist_pooled.onnx", "max-stride", 4, "pass"),

@@ -83,3 +83,89 @@ def test_se_net_verdict() -> None:
     assert v.rf == (31, 31) and v.jump == (8, 8) and v.start == (-15, -15)
     # ceil_mode: 16 + 2 - 3 = 15, ceil(15/2) + 1 = 9 units
     assert [a.size for a in r.layer(v.last_spatial_layer).axes] == [9, 9]
+
+
+def _global_reach_measured(model: onnx.ModelProto, inp: str, tensor: str, shape: tuple[int, ...],
+                           axes: tuple[int, ...]) -> list[tuple[int, int] | None]:
+    """Per spatial axis: the first and last input position whose hyperplane, perturbed, changes
+    ``tensor`` at all (onnxruntime)."""
+    import numpy as np
+
+    from oracle import _session, _with_outputs
+
+    sess = _session(_with_outputs(model, [tensor]))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    base = sess.run(None, {inp: x})[0]
+    out: list[tuple[int, int] | None] = []
+    for t in axes:
+        hits = []
+        for pos in range(shape[t]):
+            for magnitude in (1e4, -1e4):
+                y = x.copy()
+                index: list[object] = [slice(None)] * len(shape)
+                index[t] = pos
+                y[tuple(index)] += magnitude
+                if np.any(sess.run(None, {inp: y})[0] != base):
+                    hits.append(pos)
+                    break
+        out.append((min(hits), max(hits)) if hits else None)
+    return out
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["mnist_pooled.onnx", "keras_mnist_pooled.onnx", "residual_net.onnx", "torch_se_net.onnx",
+     "torch_attention.onnx", "keras_se_net.onnx"],
+)
+def test_global_reach_matches_onnxruntime(name: str) -> None:
+    """The input pixels the first global layer depends on (all of them, or fewer when a strided
+    op before it never reads the last ones, as mnist_pooled's pool2 does): as measured."""
+    path = SAMPLES / name
+    r = analyze(path)
+    lay = r.layer(r.verdict.first_global_layer)
+    inp = r.model.input
+    shape = tuple(1 if d is None else d for d in inp.shape)
+    measured = _global_reach_measured(onnx.load(str(path)), inp.name, lay.output, shape,
+                                      inp.spatial_axes)
+    assert [a.reach for a in lay.axes] == measured
+    assert [a.full for a in lay.axes] == [m == (0, n - 1) for m, n in zip(
+        measured, (shape[t] for t in inp.spatial_axes))]
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_global_op_after_a_strided_valid_conv(tmp_path, gate: bool) -> None:  # type: ignore[no-untyped-def]
+    """conv 3x3/2 without padding on 8 pixels: 3 units reading 0..2, 2..4, 4..6; pixel 7 is never
+    read. GlobalAveragePool over them reaches pixels 0..6 (7 of 8: 87.5%), and so does a
+    squeeze-excitation gate multiplied back onto the conv's map; no layer sees the whole input."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 1, 3, 3))
+                                .astype(np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3],
+                         strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+    ]
+    last = "g"
+    if gate:
+        nodes += [helper.make_node("Sigmoid", ["g"], ["s"], name="sig"),
+                  helper.make_node("Mul", ["c", "s"], ["y"], name="excite")]
+        last = "y"
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    r = analyze(path)
+    lay = r.layer("excite" if gate else "gap")
+    assert [a.is_global for a in lay.axes] == [True, True]
+    assert [a.reach for a in lay.axes] == [(0, 6), (0, 6)]
+    assert [a.full for a in lay.axes] == [False, False]
+    assert r.verdict.first_full_coverage_layer is None
+    if gate:  # each unit: its own window (inside 0..6) and the gate's 0..6
+        assert [a.coverage_centre for a in lay.axes] == [7 / 8, 7 / 8]
+    measured = _global_reach_measured(model, "x", "g", (1, 1, 8, 8), (2, 3))
+    assert measured == [(0, 6), (0, 6)]

@@ -45,8 +45,17 @@ def test_mnist_pooled_needs_the_dense_layer() -> None:
     # 3x3 units: [0,17], [4,21], [8,25]; the centre one sees 18 of 28 pixels per axis
     assert v.coverage_centre == (pytest.approx(18 / 28), pytest.approx(18 / 28))
     assert v.sees_full_input is False
-    assert v.first_full_coverage_layer == "dense"
     assert v.first_global_layer == "dense"
+    # ...but the dense layer does not see the whole input either: pool2 (2x2/2, floor) keeps 5
+    # of conv2's 11 units, dropping unit 10, the only one reading pool1 unit 12 (conv1 units
+    # 24, 25: pixels 24..27). conv2 unit 9 reads pool1 9..11 -> conv1 18..23 -> pixels 18..25.
+    # So pixels 26 and 27 of each axis reach no output (onnxruntime agrees:
+    # test_real_exports.py::test_global_reach_matches_onnxruntime)
+    dense = r.layer("dense")
+    assert [a.reach for a in dense.axes] == [(0, 25), (0, 25)]
+    assert [a.full for a in dense.axes] == [False, False]
+    assert [a.effective_rf for a in dense.axes] == [26, 26]
+    assert v.first_full_coverage_layer is None
     assert [s.layer for s in v.stages] == ["pool1", "pool2"]
     assert v.total_stride == (4, 4)
 

@@ -35,8 +35,11 @@ class AxisGeometry:
     ``[start + i*jump, start + i*jump + rf - 1]`` (``start`` < 0 reaches into padding). After
     upsampling the map is a staircase: ``jump`` is then the exact mean (a fraction), ``rf`` the
     widest unit, ``rf_min`` the narrowest, and ``phase_starts`` the first pixel of each unit of one
-    period. ``is_global``: every unit depends on the whole input along this axis through a global
-    op; ``rf`` is still the local window.
+    period. ``is_global``: every unit depends, through a global op (pooling, a dense layer,
+    attention, a gate), on every position of a feature map along this axis, which reads input
+    pixels ``reach`` (first, last): the whole input unless, say, a strided valid conv before the
+    global op never reads the last pixels; ``full`` says whether every unit sees the whole input.
+    ``rf`` is still the local window.
     """
 
     size: int | None
@@ -59,6 +62,8 @@ class AxisGeometry:
     coverage_min: float | None = None
     #: every unit sees the whole input axis
     full: bool | None = None
+    #: first and last real input pixel reached through the global path (``is_global`` only)
+    reach: tuple[int, int] | None = None
 
     @property
     def staircase(self) -> bool:
@@ -66,8 +71,12 @@ class AxisGeometry:
 
     @property
     def effective_rf(self) -> int | None:
-        """The receptive field counting global ops: the whole input when ``is_global``."""
-        return self.input_size if self.is_global else self.rf
+        """The receptive field counting global ops: when ``is_global``, the input pixels from the
+        first to the last one reached through the global path (the whole input as a rule),
+        ``None`` if unknown."""
+        if not self.is_global:
+            return self.rf
+        return None if self.reach is None else self.reach[1] - self.reach[0] + 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from ..geometry.arithmetic import GeometryError
 from ..geometry.qamap import QAMap, fraction
 from ..geometry.real import EMPTY_HI, EMPTY_LO, Real
 from ..geometry.rules import AxisOp, RuleContext, passes_through, run_rule
-from ..geometry.state import AxisState, Factor, TensorState, Window, plain_layout
+from ..geometry.state import AxisState, Factor, TensorState, Window, hull, plain_layout
 from ..ir import Graph, Node, Shape, format_shape
 from ..results import (
     ERROR,
@@ -168,13 +168,16 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                 "a weight or shape operand is computed from the input: every output depends "
                 "on all of it",
             )
-            outs = [o.make_global(range(o.rank), keep_window=True) for o in outs]
+            # every unit depends on every element of the parameters: on the pixels they reach
             outs = [
                 o.with_axes(
                     AxisState(
                         a.window,
-                        a.is_global or any(pa.is_global for pa in _axes(params, i)),
+                        True,
                         a.real,
+                        _hull_all(
+                            [a.reach] * a.is_global + [pa.span() for pa in _axes(params, i)]
+                        ),
                     )
                     for i, a in enumerate(o.axes)
                 )
@@ -251,15 +254,24 @@ def _dead_if_empty(st: TensorState) -> TensorState:
     ):
         return st
     return st.with_axes(
-        AxisState(
+        ax.local(
             ax.window,
-            ax.is_global,
             None
             if ax.real is None
             else Real.make((EMPTY_LO,) * len(ax.real.lo), (EMPTY_HI,) * len(ax.real.lo)),
         )
         for ax in st.axes
     )
+
+
+def _hull_all(spans: list[tuple[int, int] | None]) -> tuple[int, int] | None:
+    """The hull of the spans; ``None`` if there are none or one is unknown."""
+    if not spans:
+        return None
+    out = spans[0]
+    for s in spans[1:]:
+        out = hull(out, s)
+    return out
 
 
 def _need(n: int | None) -> int:
@@ -347,8 +359,7 @@ def axis_geometry(
     cov_centre = cov_min = None
     full = None
     if w is None:
-        if glob and not st.uncertain:
-            cov_centre, cov_min, full = 1.0, 1.0, True
+        pass
     elif (
         len(w.lo) == 1
         and len(w.hi) == 1
@@ -366,19 +377,19 @@ def axis_geometry(
     real = ax.real if w is not None and ax.real is not None else None
     if real is not None and (size is None or len(real.lo) != size):
         real = None
-    if w is not None and n_in is not None and size:
-        if glob:
-            cov_centre, cov_min, full = 1.0, 1.0, True
-        elif real is not None:
-            if real.simple:  # no empty unit: widths straight from the ends (in C)
-                seen = list(map(sub, real.hi, real.lo))
-                middle, least = seen[(size - 1) // 2] + 1, min(seen) + 1
-            else:
-                seen = [h - lo + 1 if lo <= h else 0 for lo, h in zip(real.lo, real.hi)]
-                middle, least = seen[(size - 1) // 2], min(seen)
-            cov_centre = middle / n_in
-            cov_min = least / n_in
-            full = max(real.lo) <= 0 and min(real.hi) >= n_in - 1
+    if glob:
+        if not st.uncertain and n_in is not None:
+            cov_centre, cov_min, full = _global_coverage(ax.reach, real, size, n_in)
+    elif w is not None and n_in is not None and size and real is not None:
+        if real.simple:  # no empty unit: widths straight from the ends (in C)
+            seen = list(map(sub, real.hi, real.lo))
+            middle, least = seen[(size - 1) // 2] + 1, min(seen) + 1
+        else:
+            seen = [h - lo + 1 if lo <= h else 0 for lo, h in zip(real.lo, real.hi)]
+            middle, least = seen[(size - 1) // 2], min(seen)
+        cov_centre = middle / n_in
+        cov_min = least / n_in
+        full = max(real.lo) <= 0 and min(real.hi) >= n_in - 1
     geo = AxisGeometry(
         size,
         n_in,
@@ -398,8 +409,31 @@ def axis_geometry(
         cov_centre,
         cov_min,
         full,
+        ax.reach if glob and not st.uncertain else None,
     )
     return geo, w, real
+
+
+def _global_coverage(
+    reach: tuple[int, int] | None, real: Real | None, size: int | None, n_in: int
+) -> tuple[float | None, float | None, bool | None]:
+    """Coverage of the centre unit and of the least-covering unit, and whether every unit sees
+    the whole axis, when every unit depends on the real pixels ``reach`` (through a global op)
+    besides its own local ones (``real``, if any)."""
+    if reach is None:
+        return None, None, None
+    rlo, rhi = reach
+    if real is None or not size or len(real.lo) != size:
+        cov = (rhi - rlo + 1) / n_in
+        return cov, cov, rlo <= 0 and rhi >= n_in - 1
+    los = [min(lo, rlo) if lo <= hi else rlo for lo, hi in zip(real.lo, real.hi)]
+    his = [max(hi, rhi) if lo <= hi else rhi for lo, hi in zip(real.lo, real.hi)]
+    seen = [hi - lo + 1 for lo, hi in zip(los, his)]
+    return (
+        seen[(size - 1) // 2] / n_in,
+        min(seen) / n_in,
+        max(los) <= 0 and min(his) >= n_in - 1,
+    )
 
 
 def _with_op(g: AxisGeometry, op: AxisOp) -> AxisGeometry:
@@ -423,6 +457,7 @@ def _with_op(g: AxisGeometry, op: AxisOp) -> AxisGeometry:
         g.coverage_centre,
         g.coverage_min,
         g.full,
+        g.reach,
     )
 
 

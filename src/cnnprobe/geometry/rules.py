@@ -29,7 +29,7 @@ from .arithmetic import (
 )
 from .qamap import PeriodTooLarge, QAMap, fraction
 from .real import Real, Span
-from .state import AxisState, Factor, Layout, TensorState, Window, factor, locations
+from .state import AxisState, Factor, Layout, TensorState, Window, factor, hull, locations
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +156,10 @@ def _move_window(
             "window-on-folded-axis",
             f"sliding along tensor axis {t}, which holds several input axes after a reshape",
         )
-        return state.set_axis(a, AxisState(None, state.axes[a].is_global)), a
+        return state.set_axis(a, state.axes[a].local(None)), a
     ax = state.axes[a]
     if ax.window is None:
-        return state.set_axis(a, AxisState(None, ax.is_global)), a
+        return state.set_axis(a, ax.local(None)), a
     try:
         window: Window | None = ax.window.through(lo_idx, hi_idx)
     except PeriodTooLarge:
@@ -169,7 +169,7 @@ def _move_window(
     real = None
     if ax.real is not None and reads is not None and n_in is not None and n_out is not None:
         real = reads(ax.real, n_in, n_out)
-    return state.set_axis(a, AxisState(window, ax.is_global, real)), a
+    return state.set_axis(a, ax.local(window, real)), a
 
 
 @lru_cache(maxsize=1 << 10)
@@ -395,7 +395,7 @@ def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
             ctx.give_up("reversed-axis", f"negative slice step reverses tensor axis {t}")
             spatial = [f.spatial for f in out.layout[t] if f.spatial is not None]
             for gone in spatial:
-                out = out.set_axis(gone, AxisState(None, out.axes[gone].is_global))
+                out = out.set_axis(gone, out.axes[gone].local(None))
         else:
             m = QAMap.affine(first, step)
             out, sp = _move_window(
@@ -634,6 +634,7 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     windows: list[list[Window | None]] = [[] for _ in range(nspatial)]
     reals: list[list[tuple[Real | None, bool]]] = [[] for _ in range(nspatial)]
     glob = [False] * nspatial
+    reach: list[tuple[int, int] | None] = [None] * nspatial  # of the global parts, hulled
     for p in parts:
         off = rank - p.rank
         broadcast_spatial: set[int] = set()
@@ -651,7 +652,9 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                     f"merging tensors whose axis {t + off} holds different input axes",
                 )
         for sp, ax in enumerate(p.axes):
-            glob[sp] |= ax.is_global
+            if ax.is_global:
+                reach[sp] = hull(reach[sp], ax.reach) if glob[sp] else ax.reach
+                glob[sp] = True
             w = ax.window
             if ax.is_global and w is None:
                 continue
@@ -676,14 +679,20 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                     ctx.give_up("period-too-large", "merge too irregular to track exactly")
                     win = None
                     break
-        axes.append(AxisState(win, glob[sp]))
+        axes.append(AxisState(win, glob[sp], None, reach[sp]))
     full_layout = tuple(
         _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
     )
     where = locations(full_layout)
     for sp in range(nspatial):
         at = where.get(sp, (None, False))[0]
-        n = out_shape[at] if at is not None else None
+        # units along this input axis: its factor's size (an axis folded with others by a
+        # reshape, as attention does with positions, keeps its units)
+        n = (
+            next((f.size for f in full_layout[at] if f.spatial == sp), None)
+            if at is not None
+            else None
+        )
         rs = reals[sp]
         if axes[sp].window is None or n is None or not rs or any(r is None for r, _ in rs):
             continue
@@ -697,7 +706,7 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                 break
             merged = r if merged is None else merged.union(r)
         if merged is not None:
-            axes[sp] = AxisState(axes[sp].window, axes[sp].is_global, merged)
+            axes[sp] = axes[sp].local(axes[sp].window, merged)
     return TensorState(
         out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
     )
@@ -793,7 +802,7 @@ def concat_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             f"concatenation along tensor axis {t}, which holds an input spatial axis",
         )
         parts = [
-            s.with_axes(AxisState(None, ax.is_global) for ax in s.axes).evolve(
+            s.with_axes(ax.local(None) for ax in s.axes).evolve(
                 layout=_set_size(s.layout, t, total),
                 shape=_shape_with(s.shape, t, total),
             )
@@ -1081,7 +1090,7 @@ def _resized_by_declaration(x: TensorState, ctx: RuleContext, code: str, what: s
 
 
 def _unknown_windows(x: TensorState, shape: Shape) -> TensorState:
-    axes = tuple(AxisState(None, ax.is_global) for ax in x.axes)
+    axes = tuple(ax.local(None) for ax in x.axes)
     return TensorState(shape, tuple((Factor(d),) for d in shape), axes, live=True, uncertain=True)
 
 

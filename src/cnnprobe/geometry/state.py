@@ -86,15 +86,59 @@ class AxisState:
     """One spatial axis of the model input, as seen from a tensor.
 
     ``window`` is the local window (``None``: unknown, or no local path reaches this tensor);
-    ``is_global`` says every unit depends on every input pixel along this axis, through a global op.
+    ``is_global`` says every unit depends on every position of some feature map along this axis,
+    through a global op (pooling, a dense layer, attention, a gate); ``reach`` is then the first
+    and last real input pixel those positions depend on (the whole input unless, say, a strided
+    valid conv before the global op never reads the last pixels), ``None`` when unknown.
     """
 
     window: Window | None
     is_global: bool = False
     #: first/last real input pixel per unit (exact at borders); ``None`` when sizes are unknown
     real: Real | None = None
+    reach: tuple[int, int] | None = None
     #: what the analysis derived from this axis state (it is immutable), kept with it
     memo: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+
+    def local(self, window: Window | None, real: Real | None = None) -> AxisState:
+        """This axis with another local part (window, real pixels) and the same global part."""
+        return AxisState(window, self.is_global, real, self.reach)
+
+    def span(self) -> tuple[int, int] | None:
+        """First and last real input pixel that some unit depends on (local and global paths);
+        ``None`` when unknown (or when no unit reads a real pixel)."""
+        lo: int | None = None
+        hi: int | None = None
+        if self.is_global:
+            if self.reach is None:
+                return None
+            lo, hi = self.reach
+        if self.window is not None:
+            r = self.real
+            if r is None:
+                return None
+            if r.simple and r.lo:
+                first, last = r.lo[0], r.hi[-1]
+            else:
+                pairs = [(a, b) for a, b in zip(r.lo, r.hi) if a <= b]
+                first = min((a for a, _ in pairs), default=None)  # type: ignore[assignment]
+                last = max((b for _, b in pairs), default=None)  # type: ignore[assignment]
+            if first is not None and last is not None:
+                lo = first if lo is None else min(lo, first)
+                hi = last if hi is None else max(hi, last)
+        elif not self.is_global:
+            return None  # no window, no global path: nothing known
+        if lo is None or hi is None:
+            return None
+        return lo, hi
+
+
+def hull(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The smallest interval holding both (``None`` if either is unknown)."""
+    if a is None or b is None:
+        return None
+    return min(a[0], b[0]), max(a[1], b[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +260,13 @@ class TensorState:
         if not hit:
             return self
         return self.with_axes(
-            AxisState(ax.window, True, ax.real)
-            if keep_window and a in hit
-            else (AxisState(None, True) if a in hit else ax)
+            (
+                AxisState(ax.window, True, ax.real, ax.span())
+                if keep_window
+                else AxisState(None, True, None, ax.span())
+            )
+            if a in hit
+            else ax
             for a, ax in enumerate(self.axes)
         )
 

@@ -40,6 +40,8 @@ def row(layer: LayerResult) -> list[str]:
     ax = layer.axes
     no_window = all(a.rf is None for a in ax)
     if layer.is_global and no_window:
+        full = all(a.full for a in ax)
+        cov = [a.coverage_centre for a in ax]
         return [
             layer.name,
             layer.op,
@@ -48,10 +50,10 @@ def row(layer: LayerResult) -> list[str]:
             "-",
             "-",
             "-",
-            "whole input",
+            "whole input" if full else _opt([a.effective_rf for a in ax]) + " (global)",
             "-",
             "-",
-            "100%",
+            "100%" if full else ("-" if None in cov else axes([percent(c) for c in cov])),
             "all",
             layer_status(layer),
         ]

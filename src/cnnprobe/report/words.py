@@ -78,13 +78,43 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
         lines.append("Full input: no layer with known geometry has every unit seeing it.")
     if v.first_global_layer:
         lines.append(f"Global: the network goes global at {v.first_global_layer}: {v.global_kind}.")
+        short = _short_reach(result.layer(v.first_global_layer), v.input_size)
+        if short:
+            lines.append(
+                f"  It depends on every position of its input map, but that map never reads "
+                f"input pixels {short}: no unit sees them."
+            )
     if v.global_while_spatial:
         lay = result.layer(v.global_while_spatial)
+        whole = "the whole input" if lay.sees_full_input else "all positions of a feature map"
         lines.append(
-            f"  {lay.name} ({lay.op}) is still a spatial map, yet every unit depends on the whole "
-            f"input through a global path; its local window is {axes(lay.rf)}."
+            f"  {lay.name} ({lay.op}) is still a spatial map, yet every unit depends on {whole} "
+            f"through a global path; its local window is {axes(lay.rf)}."
         )
     return lines + _uncertain(result)
+
+
+def _short_reach(lay: LayerResult, sizes: tuple[int | None, ...]) -> str:
+    """The input pixels a global layer's path never reads, per axis ("" when it reads them
+    all or the reach is unknown)."""
+    parts = []
+    for a, n in zip(lay.axes, sizes):
+        if not a.is_global or a.reach is None or n is None or a.full is not False:
+            parts.append("")
+            continue
+        lo, hi = a.reach
+        gaps = ([f"0-{lo - 1}" if lo > 1 else "0"] if lo > 0 else []) + (
+            [f"{hi + 1}-{n - 1}" if hi + 1 < n - 1 else f"{n - 1}"] if hi < n - 1 else []
+        )
+        parts.append(" and ".join(gaps))
+    if not any(parts):
+        return ""
+    names = ("y", "x") if len(parts) == 2 else tuple(f"axis {k}" for k in range(len(parts)))
+    if len(parts) == 1:
+        return parts[0]
+    if len(set(parts)) == 1:
+        return f"{parts[0]} on every axis"
+    return "; ".join(f"{p} along {name}" for p, name in zip(parts, names) if p)
 
 
 def _uncertain(result: AnalysisResult) -> list[str]:
