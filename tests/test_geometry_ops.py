@@ -1788,3 +1788,28 @@ def test_pad_amounts_from_a_torch_style_constant_chain(tmp_path: Path) -> None:
     for a in range(2):
         check_axis(lay, a, 8, 1, 1, 0)
     assert [lay.real_interval(0, u) for u in (0, 4, 5, 7)] == [(0, 0), (4, 4), None, None]
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_constant_channels_concatenated_before_the_image(tmp_path: Path, first: bool) -> None:
+    # CoordConv: two constant coordinate channels concatenated with the image (before it, or
+    # after), then conv k3 p1: the constant operand changes nothing spatially, r 3, start -1
+    from oracle import measure_intervals
+
+    coords = numpy_helper.from_array(
+        np.random.default_rng(1).standard_normal((1, 2, 6, 6)).astype(np.float32), "coords"
+    )
+    inputs = ["coords", "x"] if first else ["x", "coords"]
+    nodes = [
+        node("Concat", inputs, "cat", axis=1),
+        node("Conv", ["cat", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+    ]
+    path = save(tmp_path, nodes, (1, 1, 6, 6), [coords, weight("w", (4, 3, 3, 3))])
+    r = analyze(path)
+    assert r.verdict.certain, [d.message for d in r.diagnostics]
+    lay = r.layer("conv")
+    for a in range(2):
+        check_axis(lay, a, 6, 3, 1, -1)
+    measured = measure_intervals(onnx.load(str(path)), "x", ["conv"], spatial_axes_in=(2, 3))
+    for a in range(2):
+        assert measured["conv"][a] == [(max(u - 1, 0), min(u + 1, 5)) for u in range(6)]

@@ -12,7 +12,7 @@ from typing import Any
 from ..geometry.arithmetic import GeometryError
 from ..geometry.qamap import QAMap, fraction
 from ..geometry.real import EMPTY_HI, EMPTY_LO, Real
-from ..geometry.rules import AxisOp, RuleContext, passes_through, run_rule
+from ..geometry.rules import ANY_INPUT_DATA, AxisOp, RuleContext, passes_through, run_rule
 from ..geometry.state import AxisState, Factor, TensorState, Window, hull, plain_layout
 from ..ir import Graph, Node, Shape, format_shape
 from ..results import (
@@ -138,7 +138,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
         if op_node.op == "unknown":
             status = UNKNOWN
             unknown_ops.setdefault(node.source_op, []).append(node.name)
-        elif ins and not ins[0].live and op_node.op != "elementwise":
+        elif ins and not ins[0].live and op_node.op not in ANY_INPUT_DATA:
             ctx.give_up(
                 "data-through-parameter",
                 "the image reaches this op only through a parameter input",

@@ -547,8 +547,8 @@ def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
 def mix_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     """Statistics over some axes (normalisations, softmax). Several data inputs (a residual
     added first, as in ``SkipLayerNormalization``) are merged elementwise before."""
-    x = ins[0]
     live = _live(ins)
+    x = live[0] if len(live) == 1 else ins[0]
     if len(live) > 1:
         x = _merge(live, _elementwise_shape(node, ins), ctx)
     return [x.make_global(_axes_attr(node, x.rank), keep_window=True)]
@@ -1106,6 +1106,12 @@ def unknown_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
             TensorState(shape, tuple((Factor(d),) for d in shape), axes, live=True, uncertain=True)
         )
     return outs
+
+
+#: IR ops whose rules read every live input as data: a constant in first place (CoordConv's
+#: coordinate channels, a ViT's class token) is just another operand. The other ops read their
+#: data from the first input and parameters from the rest.
+ANY_INPUT_DATA = frozenset({"elementwise", "concat", "matmul", "mix"})
 
 
 def run_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
