@@ -864,3 +864,32 @@ def test_concat_without_axis_is_a_model_error() -> None:
     ]
     with pytest.raises(ModelError, match=r"Concat.*malformed"):
         fe.load_onnx_bytes(_model(nodes, inits=[one]).SerializeToString(), "m.onnx")
+
+
+def test_shape_inference_gets_weights_without_their_values() -> None:
+    """Inference needs the dims of large weights, never their values: they are emptied first
+    (a model of hundreds of MB would otherwise be copied several times over); small operands
+    keep theirs, since data propagation folds them."""
+    big = numpy_helper.from_array(np.ones((8, 3, 3, 3), np.float32), "w")  # 216 values
+    big_fold = numpy_helper.from_array(np.ones((fe.FOLD_LIMIT + 1,), np.float32), "huge")
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "shape")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Reshape", ["c", "shape"], ["y"]),
+        helper.make_node("Add", ["huge", "huge"], ["unused"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("unused", TensorProto.FLOAT, None)],
+        [big, big_fold, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    out = onnx.load_model_from_string(fe.infer_shapes(model.SerializeToString(), "m.onnx"))
+    inits = {t.name: t for t in out.graph.initializer}
+    assert list(inits["huge"].dims) == [fe.FOLD_LIMIT + 1] and not inits["huge"].raw_data
+    assert inits["w"].raw_data == big.raw_data  # small enough to fold: kept
+    assert numpy_helper.to_array(inits["shape"]).tolist() == [1, -1]
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+              for vi in [*out.graph.value_info, *out.graph.output]}
+    assert shapes["y"] == [1, 128] and shapes["c"] == [1, 8, 4, 4]

@@ -1168,29 +1168,45 @@ def read_model(path: str) -> ModelInfo:
 def infer_shapes(data: bytes, path: str, fixed: dict[str, Shape] | None = None) -> bytes:
     """``data`` after ONNX shape inference (with data propagation), serialized again: the only
     use of the onnx package. ``fixed`` gives concrete shapes to graph inputs first (the analysed
-    input's size, its batch taken as 1), so that shape arithmetic folds to numbers."""
+    input's size, its batch taken as 1), so that shape arithmetic folds to numbers. Weights too
+    large to fold are emptied first (inference needs their dims, never their values): a model
+    of hundreds of MB is otherwise copied several times over."""
     import onnx
 
     try:
-        if fixed:
-            proto = onnx.load_model_from_string(data)
-            for vi in proto.graph.input:
-                dims = fixed.get(vi.name)
-                if dims is None or not vi.type.HasField("tensor_type"):
-                    continue
-                shape = vi.type.tensor_type.shape
-                if len(shape.dim) != len(dims):
-                    continue
-                for dim, d in zip(shape.dim, dims):
-                    if d is not None:
-                        dim.Clear()
-                        dim.dim_value = d
-            data = proto.SerializeToString()
-        model = onnx.shape_inference.infer_shapes(data, data_prop=True)
+        proto = onnx.load_model_from_string(data)
+        for t in proto.graph.initializer:
+            if math.prod(t.dims) > FOLD_LIMIT:
+                for name in _TENSOR_DATA_FIELDS:
+                    t.ClearField(name)
+        for vi in proto.graph.input:
+            dims = (fixed or {}).get(vi.name)
+            if dims is None or not vi.type.HasField("tensor_type"):
+                continue
+            shape = vi.type.tensor_type.shape
+            if len(shape.dim) != len(dims):
+                continue
+            for dim, d in zip(shape.dim, dims):
+                if d is not None:
+                    dim.Clear()
+                    dim.dim_value = d
+        model = onnx.shape_inference.infer_shapes(proto, data_prop=True)
         inferred: bytes = model.SerializeToString()
     except Exception as exc:  # shape inference raises several private error types
         raise ModelError(f"ONNX shape inference failed: {exc}".splitlines()[0], path) from exc
     return inferred
+
+
+#: TensorProto fields that hold values (cleared from large weights before shape inference)
+_TENSOR_DATA_FIELDS = (
+    "raw_data",
+    "float_data",
+    "int32_data",
+    "string_data",
+    "int64_data",
+    "double_data",
+    "uint64_data",
+)
 
 
 def load_onnx(
