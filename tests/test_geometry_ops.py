@@ -1813,3 +1813,20 @@ def test_constant_channels_concatenated_before_the_image(tmp_path: Path, first: 
     measured = measure_intervals(onnx.load(str(path)), "x", ["conv"], spatial_axes_in=(2, 3))
     for a in range(2):
         assert measured["conv"][a] == [(max(u - 1, 0), min(u + 1, 5)) for u in range(6)]
+
+
+def test_a_problem_is_reported_once_where_it_starts(tmp_path: Path) -> None:
+    # conv -> Reshape [1, 4, 36] (H and W folded into one axis) -> Gather(axis 2, [0]): the
+    # gather loses both spatial axes but is one problem (one diagnostic); the Reshape after it
+    # cannot follow the axes either, but its input is uncertain already: nothing more is said
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Reshape", ["conv", "flat"], "flat_out"),
+        node("Gather", ["flat_out", "idx"], "first", axis=2),
+        node("Reshape", ["first", "split"], "split_out"),
+    ]
+    inits = [weight("w", (4, 2, 3, 3)), ints("flat", [1, 4, 36]), ints("idx", [0]),
+             ints("split", [1, 2, 2, 1])]
+    r = analyze(save(tmp_path, nodes, (1, 2, 6, 6), inits))
+    assert [(d.code, d.where) for d in r.diagnostics] == [("gather-on-spatial-axis", "first")]
+    assert r.layer("split_out").status == "uncertain"

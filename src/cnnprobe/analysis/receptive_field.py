@@ -187,6 +187,8 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
         if ctx.uncertain or upstream_uncertain:
             outs = [o.evolve(uncertain=True) for o in outs]
         for note in ctx.notes:
+            if upstream_uncertain and note.severity == "warning":
+                continue  # its input is uncertain already: the diagnostic upstream says why
             diags.append(Diagnostic(note.code, note.severity, node.name, note.message))
         if len(live_ins) > 1:
             _check_merge(node, live_ins, diags)

@@ -66,7 +66,9 @@ class RuleContext:
         self.uncertain = False
 
     def note(self, code: str, severity: str, message: str) -> None:
-        self.notes.append(Note(code, severity, message))
+        n = Note(code, severity, message)
+        if n not in self.notes:  # (a rule may meet the same problem on several axes)
+            self.notes.append(n)
 
     def give_up(self, code: str, message: str) -> None:
         self.note(code, "warning", message)
