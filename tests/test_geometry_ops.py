@@ -1830,3 +1830,25 @@ def test_a_problem_is_reported_once_where_it_starts(tmp_path: Path) -> None:
     r = analyze(save(tmp_path, nodes, (1, 2, 6, 6), inits))
     assert [(d.code, d.where) for d in r.diagnostics] == [("gather-on-spatial-axis", "first")]
     assert r.layer("split_out").status == "uncertain"
+
+
+def test_input_shape_replacing_a_static_one_is_said(tmp_path: Path) -> None:
+    # the file records x [1, 2, 8, 8] and conv's output [1, 4, 6, 6]; --input-shape 1x2x10x10
+    # analyses a 10x10 input: conv k3 valid gives 8x8 (the recorded 6x6 no longer applies and is
+    # ignored, not reported as a mismatch), and the report says what replaced what
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    vi = [helper.make_tensor_value_info("conv", TensorProto.FLOAT, [1, 4, 6, 6])]
+    nodes = [node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3]),
+             node("Relu", ["conv"], "relu")]
+    path = save(tmp_path, nodes, (1, 2, 8, 8), [weight("w", (4, 2, 3, 3))], value_info=vi)
+    r = analyze(path, input_shape="1x2x10x10")
+    assert r.verdict.certain and not codes(r)
+    assert r.layer("conv").output_shape == (1, 4, 8, 8)
+    assert r.model.meta["note"].startswith("--input-shape [1, 2, 10, 10] replaces the file's")
+    res = CliRunner().invoke(app, ["summary", str(path), "--input-shape", "1x2x10x10"])
+    assert res.exit_code == 0
+    assert "  Note: --input-shape [1, 2, 10, 10] replaces the file's [1, 2, 8, 8]" in res.stdout
+    assert "note" not in analyze(path).model.meta  # the file's own shape: nothing to say

@@ -1286,6 +1286,16 @@ def _convert(
     shape = given_shape(image.name, image.shape, input_shape, path)
     if shape is None:
         raise ModelError(f"input {image.name!r} has no recorded shape: give --input-shape", path)
+    notes: dict[str, str] = {}
+    if image.shape is not None and any(
+        f is not None and u is not None and f != u for f, u in zip(image.shape, shape)
+    ):
+        notes["note"] = (
+            f"--input-shape {format_shape(shape)} replaces the file's {format_shape(image.shape)}: "
+            "shapes recorded for other tensors ignored"
+        )
+        if not inferred:  # (inference ran with the given shape: its shapes fit it)
+            shapes = {n: d for n, d in shapes.items() if n in init_names}
     rank = len(shape)
     if rank < 3:
         raise ModelError(
@@ -1302,7 +1312,6 @@ def _convert(
             f"--input-shape, e.g. --input-shape {shape_hint(shape, spatial)}",
             path,
         )
-    notes: dict[str, str] = {}
     if shape[0] is None:
         # the batch never changes geometry; a number lets shape arithmetic fold
         shape = (1, *shape[1:])
