@@ -192,8 +192,8 @@ class FullInput(Rule):
     """Every unit of the last spatial layer (or of ``layer``) sees the whole input.
 
     A unit sees the whole input on an axis when its window contains every input pixel, or when it
-    depends on the whole input through a global op (global pooling, attention, a squeeze-excitation
-    gate). Example: ``full-input = true`` or ``full-input = { layer = "stage4" }``.
+    depends through a global op on a feature map that reads every pixel (global pooling, attention,
+    a squeeze-excitation gate). Example: ``full-input = true`` or ``full-input = { layer = "stage4" }``.
     """
 
     id = "full-input"
@@ -243,7 +243,8 @@ class FullInput(Rule):
 @register
 class MinRF(ThresholdRule):
     """The receptive field of the last spatial layer (or ``layer``) is at least ``value`` pixels
-    per axis (one number for every axis, or a list). A global op counts as the whole input.
+    per axis (one number for every axis, or a list). A global op counts as the input pixels it
+    reaches (as a rule the whole input).
     Example: ``min-rf = 128`` or ``min-rf = { value = [64, 128], layer = "neck" }``."""
 
     id = "min-rf"
@@ -261,7 +262,8 @@ class MinRF(ThresholdRule):
 @register
 class MaxRF(ThresholdRule):
     """The receptive field of the last spatial layer (or ``layer``) is at most ``value`` pixels per
-    axis: keeps a model local (a global op counts as the whole input). Example: ``max-rf = 64``."""
+    axis: keeps a model local (a global op counts as the input pixels it reaches). Example:
+    ``max-rf = 64``."""
 
     id = "max-rf"
     summary = "maximum receptive field per axis"
