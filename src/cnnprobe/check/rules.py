@@ -193,7 +193,8 @@ class FullInput(Rule):
 
     A unit sees the whole input on an axis when its window contains every input pixel, or when it
     depends through a global op on a feature map that reads every pixel (global pooling, attention,
-    a squeeze-excitation gate). Example: ``full-input = true`` or ``full-input = { layer = "stage4" }``.
+    a squeeze-excitation gate). Example: ``full-input = true`` or
+    ``full-input = { layer = "stage4" }``.
     """
 
     id = "full-input"
