@@ -1451,6 +1451,29 @@ def test_unknown_op(tmp_path: Path, declare_shape: bool) -> None:
     assert not r.verdict.certain
 
 
+def test_verdict_after_an_unknown_op_on_a_residual_path(tmp_path: Path) -> None:
+    # c1 -> MyOp (unknown) -> Add(c1, MyOp) -> c2: the Add keeps c1's layout (still a spatial
+    # map) but is uncertain; the verdict speaks of the last spatial layer whose geometry is known
+    # (c1: r 3, start -1) and does not claim whether the real last one sees the full input
+    nodes = [
+        node("Conv", ["x", "w1"], "c1", kernel_shape=[3, 3], pads=[1] * 4),
+        helper.make_node("MyOp", ["c1"], ["custom"], name="custom", domain="com.example"),
+        node("Add", ["c1", "custom"], "add"),
+        node("Conv", ["add", "w2"], "c2", kernel_shape=[3, 3], pads=[1] * 4),
+    ]
+    vi = [helper.make_tensor_value_info("custom", TensorProto.FLOAT, [1, 4, 8, 8])]
+    path = save(tmp_path, nodes, (1, 2, 8, 8), [weight("w1", (4, 2, 3, 3)),
+                                                weight("w2", (4, 4, 3, 3))],
+                value_info=vi, extra_opsets=[("com.example", 1)], check=False)
+    r = analyze(path)
+    assert r.layer("add").status == "uncertain" and r.layer("add").is_spatial
+    v = r.verdict
+    assert not v.certain
+    assert v.last_spatial_layer == "c1"
+    assert v.rf == (3, 3) and v.start == (-1, -1)
+    assert v.sees_full_input is None
+
+
 @pytest.mark.parametrize("name", ["MyOp", "com.example.MyOp"])
 def test_unknown_op_assumed_pointwise(tmp_path: Path, name: str) -> None:
     # treated as pointwise: c2 = k3 p1 after k3 p1: r = 3+2*1 = 5, start = -1-1 = -2, n 8

@@ -46,10 +46,10 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
                 continue
             ok = lay.status == OK
             certain = certain and ok
-            if lay.is_spatial:
+            if lay.is_spatial and ok:
                 last, unsure_after = lay, False
             elif not ok and last is not None:
-                unsure_after = True
+                unsure_after = True  # the real last spatial layer may come later
             if first_full is None and lay.sees_full_input:
                 first_full = lay
             if ok and (first_global is None or global_spatial is None) and lay.is_global:

@@ -37,4 +37,6 @@ def percent(x: float | None) -> str:
         return "?"
     if x >= 0.9995:
         return "100%"
+    if 0 < x < 0.0005:  # a tiny share is not "0.0%": two significant digits
+        return f"{100 * x:.2g}%"
     return f"{100 * x:.1f}%"
