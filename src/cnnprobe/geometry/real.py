@@ -25,6 +25,12 @@ EMPTY_HI = -(1 << 60)
 Span = tuple[int, int, int] | None
 
 
+#: Reals made recently, by value: deep in a network most layers' units see the same pixels
+#: (every unit the whole input), and layers keep their reals in their results
+_SHARED: dict[tuple[tuple[int, ...], tuple[int, ...]], Real] = {}
+_SHARED_MAX = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class Real:
     """``lo[i]``/``hi[i]``: first/last input pixel unit ``i`` depends on. ``simple``: ``lo`` and
@@ -37,12 +43,20 @@ class Real:
     @staticmethod
     def make(lo: Sequence[int], hi: Sequence[int]) -> Real:
         lo_t, hi_t = tuple(lo), tuple(hi)
+        key = (lo_t, hi_t)
+        hit = _SHARED.get(key)
+        if hit is not None:
+            return hit
         simple = (
             EMPTY_LO not in lo_t
             and all(map(le, lo_t, lo_t[1:]))
             and all(map(le, hi_t, hi_t[1:]))
         )
-        return Real(lo_t, hi_t, simple)
+        r = Real(lo_t, hi_t, simple)
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = r
+        return r
 
     @staticmethod
     def identity(n: int) -> Real:
