@@ -125,3 +125,18 @@ def test_channels_last_exports_are_detected(name: str) -> None:
 
 def test_nchw_is_the_default() -> None:
     assert analyze(SAMPLES / "mnist_convnet.onnx").model.input.layout == "NCHW"
+
+
+def test_mnist_pooled_report_says_which_pixels_no_layer_sees() -> None:
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    res = CliRunner().invoke(app, ["summary", str(SAMPLES / "mnist_pooled.onnx")])
+    assert res.exit_code == 0
+    assert "26×26 (global)" in res.stdout  # the dense layer's RF: pixels 0..25 of 28
+    assert (
+        "never reads input pixels 26-27 along each axis, which therefore no later layer sees."
+        in res.stdout
+    )
+    assert "Full input: no layer has every unit seeing the whole input." in res.stdout

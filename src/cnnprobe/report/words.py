@@ -84,7 +84,7 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
         if short:
             lines.append(
                 f"  It depends on every position of its input map, but that map never reads "
-                f"input pixels {short}: no unit sees them."
+                f"input {short}, which therefore no later layer sees."
             )
     if v.global_while_spatial:
         lay = result.layer(v.global_while_spatial)
@@ -97,25 +97,25 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
 
 
 def _short_reach(lay: LayerResult, sizes: tuple[int | None, ...]) -> str:
-    """The input pixels a global layer's path never reads, per axis ("" when it reads them
-    all or the reach is unknown)."""
+    """The input pixels a global layer's path never reads, per axis, in words ("" when it reads
+    them all or the reach is unknown)."""
     parts = []
     for a, n in zip(lay.axes, sizes):
         if not a.is_global or a.reach is None or n is None or a.full is not False:
             parts.append("")
             continue
         lo, hi = a.reach
-        gaps = ([f"0-{lo - 1}" if lo > 1 else "0"] if lo > 0 else []) + (
-            [f"{hi + 1}-{n - 1}" if hi + 1 < n - 1 else f"{n - 1}"] if hi < n - 1 else []
-        )
-        parts.append(" and ".join(gaps))
+        runs = [(0, lo - 1)] * (lo > 0) + [(hi + 1, n - 1)] * (hi < n - 1)
+        count = sum(b - a + 1 for a, b in runs)
+        spans = " and ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+        parts.append(f"{'pixel' if count == 1 else 'pixels'} {spans}")
     if not any(parts):
         return ""
+    if len(parts) > 1 and len(set(parts)) == 1:
+        return f"{parts[0]} along each axis"
     names = ("y", "x") if len(parts) == 2 else tuple(f"axis {k}" for k in range(len(parts)))
     if len(parts) == 1:
         return parts[0]
-    if len(set(parts)) == 1:
-        return f"{parts[0]} on every axis"
     return "; ".join(f"{p} along {name}" for p, name in zip(parts, names) if p)
 
 
