@@ -1875,3 +1875,76 @@ def test_input_shape_replacing_a_static_one_is_said(tmp_path: Path) -> None:
     assert res.exit_code == 0
     assert "  Note: --input-shape [1, 2, 10, 10] replaces the file's [1, 2, 8, 8]" in res.stdout
     assert "note" not in analyze(path).model.meta  # the file's own shape: nothing to say
+
+
+# Einsum after conv k3 p1 on 6x8 (r 3, start -1): a label the output keeps carries its axis over
+# (local window kept, or moved with the axis), a label summed away makes the output global there
+EINSUM_CASES = [
+    # a 1x1 convolution written as einsum: local, r 3 on both axes
+    pytest.param("nchw,oc->nohw", "w", (5, 4), (1, 5, 6, 8), (False, False), "NC", id="1x1-conv"),
+    # the constant operand first
+    pytest.param("oc,nchw->nohw", "w", (5, 4), (1, 5, 6, 8), (False, False), "NC",
+                 id="constant-first"),
+    # channels last: the axes move with their labels
+    pytest.param("nchw->nhwc", None, None, (1, 6, 8, 4), (False, False), "NXC", id="transpose"),
+    # ellipsis over the leading axes
+    pytest.param("...chw,oc->...ohw", "w", (5, 4), (1, 5, 6, 8), (False, False), "NC",
+                 id="ellipsis"),
+    # a product with itself, summed over channels: local
+    pytest.param("nchw,nchw->nhw", "self", None, (1, 6, 8), (False, False), None, id="self-dot"),
+    # summed over W: every unit depends on its whole row
+    pytest.param("nchw->nch", None, None, (1, 4, 6), (False, True), None, id="sum-over-W"),
+    # summed over both: global
+    pytest.param("nchw->nc", None, None, (1, 4), (True, True), None, id="sum-over-HW"),
+]
+
+
+@pytest.mark.parametrize("eq, other, other_shape, out_shape, glob, layout", EINSUM_CASES)
+def test_einsum(
+    tmp_path: Path,
+    eq: str,
+    other: str | None,
+    other_shape: tuple[int, ...] | None,
+    out_shape: tuple[int, ...],
+    glob: tuple[bool, bool],
+    layout: str | None,
+) -> None:
+    from oracle import measure_intervals
+
+    inits = [weight("w0", (4, 2, 3, 3))]
+    if other == "w":
+        inits.append(weight("w", other_shape or ()))
+        inputs = ["w", "conv"] if eq.startswith("oc,") else ["conv", "w"]
+    else:
+        inputs = ["conv", "conv"] if other == "self" else ["conv"]
+    nodes = [
+        node("Conv", ["x", "w0"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Einsum", inputs, "out", equation=eq),
+    ]
+    path = save(tmp_path, nodes, (1, 2, 6, 8), inits, opset=17)
+    r = analyze(path)
+    lay = r.layer("out")
+    assert lay.status == "ok" and r.verdict.certain, [d.message for d in r.diagnostics]
+    assert lay.output_shape == out_shape
+    assert tuple(a.is_global for a in lay.axes) == glob
+    for a, n in enumerate((6, 8)):
+        if glob[a]:
+            assert lay.axes[a].reach == (0, n - 1) and lay.axes[a].full
+        elif len(out_shape) >= 3:
+            assert lay.axes[a].rf == 3 and lay.axes[a].start == -1
+    if layout is not None:  # onnxruntime: unit u of each axis reads [u-1, u+1] clipped
+        measured = measure_intervals(
+            onnx.load(str(path)), "x", ["out"], spatial_axes_in=(2, 3), layout=layout
+        )
+        for a, n in enumerate((6, 8)):
+            assert measured["out"][a] == [(max(u - 1, 0), min(u + 1, n - 1)) for u in range(n)]
+
+
+def test_einsum_diagonal_is_an_error_not_a_guess(tmp_path: Path) -> None:
+    nodes = [
+        node("Conv", ["x", "w0"], "conv", kernel_shape=[3, 3], pads=[1] * 4),
+        node("Einsum", ["conv"], "out", equation="nchh->nch"),
+    ]
+    r = analyze(save(tmp_path, nodes, (1, 2, 6, 6), [weight("w0", (4, 2, 3, 3))], opset=17))
+    assert r.layer("out").status == "error"
+    assert "bad-op" in codes(r) and "diagonal" in r.diagnostics[0].message

@@ -65,6 +65,7 @@ OPS = frozenset(
         "mix",
         "dense",
         "matmul",
+        "einsum",
         "gemm",
         "pad",
         "slice",

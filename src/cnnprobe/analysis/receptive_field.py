@@ -41,6 +41,7 @@ GEOMETRY_KINDS = frozenset(
         "dense",
         "gemm",
         "matmul",
+        "einsum",
         "unknown",
     }
 )

@@ -16,6 +16,7 @@ GLOBAL_KINDS = {
     "dense": "dense layer over flattened positions",
     "gemm": "dense layer over flattened positions",
     "matmul": "matrix product over positions (attention)",
+    "einsum": "a sum over positions (Einsum)",
     "mix": "normalisation or softmax over positions",
     "elementwise": "a global result merged back onto the feature map (squeeze-excitation)",
     "window": "a convolution over positions folded into channels",

@@ -397,6 +397,11 @@ def matmul(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "matmul", [p.input[ia], p.input[ib]], others)
 
 
+@converts("Einsum")
+def einsum(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+    return _node(p, name, "einsum", list(p.input), equation=str(a["equation"]))
+
+
 # ---------------------------------------------------------------------------------------------
 # layout changes
 

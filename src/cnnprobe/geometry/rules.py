@@ -604,6 +604,76 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     return [_merge([p for p in (a_part, b_part) if p.live], out_shape, ctx)]
 
 
+@rule("einsum")
+def einsum_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    """Each operand's axes are labelled by the equation: a label the output keeps maps the axis
+    there (as a transpose would), a label summed away makes every output depend on all of that
+    axis (global, as a matrix product over it). The operands' parts are then merged."""
+    terms, out_labels = _einsum_labels(str(node.attrs["equation"]), [s.rank for s in ins])
+    sizes: dict[str, list[Dim]] = {}
+    for s, labels in zip(ins, terms):
+        for lab, d in zip(labels, s.shape):
+            sizes.setdefault(lab, []).append(d)
+    out_shape = tuple(_broadcast_shape([(d,) for d in sizes[lab]])[0] for lab in out_labels)
+    parts = []
+    for s, labels in zip(ins, terms):
+        if not s.live:
+            continue
+        summed = [t for t, lab in enumerate(labels) if lab not in out_labels]
+        s = s.make_global(summed, keep_window=False)
+        where = {lab: t for t, lab in enumerate(labels)}
+        layout = tuple(
+            s.layout[where[lab]] if lab in where else (Factor(1),) for lab in out_labels
+        )
+        shape = tuple(s.shape[where[lab]] if lab in where else 1 for lab in out_labels)
+        parts.append(s.evolve(layout=layout, shape=shape))
+    return [_merge(parts, out_shape, ctx)]
+
+
+def _einsum_labels(equation: str, ranks: Sequence[int]) -> tuple[list[list[str]], list[str]]:
+    """Per operand, one label per axis, and the output's labels. An ellipsis stands for the
+    same broadcast axes everywhere (labelled ``.0``, ``.1``, ... right-aligned)."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise GeometryError(f"einsum {equation!r} names {len(terms)} operands, not {len(ranks)}")
+    widest = 0
+    parsed: list[tuple[str, str, bool]] = []
+    for term, rank in zip(terms, ranks):
+        head, dots, tail = term.partition("...")
+        letters = head + tail
+        if not letters.isalpha() and letters:
+            raise GeometryError(f"einsum {equation!r}: unsupported term {term!r}")
+        n_ell = rank - len(letters)
+        if n_ell < 0 or (n_ell and not dots):
+            raise GeometryError(f"einsum {equation!r}: term {term!r} does not fit rank {rank}")
+        widest = max(widest, n_ell)
+        parsed.append((head, tail, bool(dots)))
+    labelled: list[list[str]] = []
+    for (first, last, has_dots), rank in zip(parsed, ranks):
+        n_ell = rank - len(first) - len(last)
+        ell = [f".{k}" for k in range(widest - n_ell, widest)] if has_dots else []
+        labels = [*first, *ell, *last]
+        if len(set(labels)) != len(labels):
+            raise GeometryError(f"einsum {equation!r}: diagonals (repeated labels) are not tracked")
+        labelled.append(labels)
+    if arrow:
+        head, dots, tail = rhs.partition("...")
+        out = [*head, *([f".{k}" for k in range(widest)] if dots else []), *tail]
+    else:  # implicit output: the broadcast axes, then the labels used once, alphabetically
+        counts: dict[str, int] = {}
+        for labels in labelled:
+            for lab in labels:
+                if not lab.startswith("."):
+                    counts[lab] = counts.get(lab, 0) + 1
+        out = [f".{k}" for k in range(widest)] + sorted(k for k, c in counts.items() if c == 1)
+    known = {lab for labels in labelled for lab in labels}
+    if any(lab not in known for lab in out) or len(set(out)) != len(out):
+        raise GeometryError(f"einsum {equation!r}: bad output labels")
+    return labelled, out
+
+
 # ---------------------------------------------------------------------------------------------
 # merges and layout changes
 
@@ -1113,7 +1183,7 @@ def unknown_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
 #: IR ops whose rules read every live input as data: a constant in first place (CoordConv's
 #: coordinate channels, a ViT's class token) is just another operand. The other ops read their
 #: data from the first input and parameters from the rest.
-ANY_INPUT_DATA = frozenset({"elementwise", "concat", "matmul", "mix"})
+ANY_INPUT_DATA = frozenset({"elementwise", "concat", "matmul", "einsum", "mix"})
 
 
 def run_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
