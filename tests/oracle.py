@@ -184,11 +184,16 @@ def _run_all(
 
 
 def _changed(baseline: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
-    """Elementwise: |diff| > 1e-4 * (1 + |baseline|); non-finite values change when they differ."""
+    """Elementwise: |diff| > 1e-4 * (scale + |baseline|), ``scale`` the largest finite magnitude
+    in the baseline tensor (at least 1e-30): batched runs may differ from the baseline by rounding,
+    relative to the tensor's own magnitude, and a tensor of tiny activations still shows its
+    changes. Non-finite values change when they differ."""
     base = baseline.astype(np.float64)
     rows = perturbed.astype(np.float64)
+    finite = np.abs(base[np.isfinite(base)])
+    scale = max(float(finite.max()) if finite.size else 1.0, 1e-30)
     with np.errstate(invalid="ignore", over="ignore"):
-        changed = np.abs(rows - base) > 1e-4 * (1.0 + np.abs(base))
+        changed = np.abs(rows - base) > 1e-4 * (scale + np.abs(base))
         special = ~np.isfinite(base) | ~np.isfinite(rows)
         both_nan = np.isnan(base) & np.isnan(rows)
         changed |= special & (rows != base) & ~both_nan

@@ -180,3 +180,14 @@ def test_sample_mnist_convnet() -> None:
     result = measure_intervals(model, "input", ["relu3"], spatial_axes_in=(2, 3))
     expected = [(i, i + 6) for i in range(22)]  # three 3x3 valid convs: r = 7, j = 1
     assert result["relu3"] == [expected, expected]
+
+
+def test_tiny_activations_still_show_their_changes() -> None:
+    """Weights of 1e-12: the output changes by ~1e-6 when a pixel moves by 1e6, far below any
+    absolute threshold; the threshold follows the tensor's own magnitude, so the windows show."""
+    w = numpy_helper.from_array(np.full((2, 1, 3, 3), 1e-12, np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])
+    model = make_model([node], [1, 1, 8, 8], "y", [w])
+    result = measure_intervals(model, "x", ["y"], spatial_axes_in=(2, 3), magnitude=1e6)
+    expected = [(i, i + 2) for i in range(6)]
+    assert result["y"] == [expected, expected]
