@@ -3,7 +3,9 @@ chains, exporter node names), for tests that compare cnnprobe with onnxruntime m
 
 Run with a Python that has torch (CPU build: ``pip install torch==2.13.0 onnx onnxscript``)::
 
-    python sample_models/make_torch_samples.py
+    python sample_models/make_torch_samples.py [NAME.onnx ...]
+
+(all of them without names).
 
 The committed ``torch_*.onnx`` files are what the tests read; torch is never needed to test.
 """
@@ -73,6 +75,31 @@ class Attention(nn.Module):
         return F.interpolate(self.out(x), scale_factor=2, mode="bilinear", align_corners=False)
 
 
+class ViT(nn.Module):
+    """A vision transformer in miniature: 4x4 patches, a class token concatenated before them,
+    position embeddings, one encoder block (torch's MultiheadAttention), the class token's
+    output to a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 16))
+        self.pos = nn.Parameter(torch.zeros(1, 17, 16))
+        self.ln1 = nn.LayerNorm(16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.ln2 = nn.LayerNorm(16)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1) + self.pos
+        y = self.ln1(t)
+        t = t + self.attn(y, y, y, need_weights=False)[0]
+        t = t + self.mlp(self.ln2(t))
+        return self.head(t[:, 0])
+
+
 class UNet(nn.Module):
     """Encoder with ceil-mode pooling on odd sizes, a dilated conv, a transposed conv, nearest
     upsampling and concatenations."""
@@ -110,7 +137,16 @@ def export(model: nn.Module, shape: tuple[int, ...], name: str) -> None:
     print("wrote", name)
 
 
+SAMPLES = {
+    "torch_se_net.onnx": (SENet, (1, 3, 64, 64)),
+    "torch_attention.onnx": (Attention, (1, 3, 32, 32)),
+    "torch_unet.onnx": (UNet, (1, 1, 30, 30)),
+    "torch_vit.onnx": (ViT, (1, 3, 16, 16)),
+}
+
 if __name__ == "__main__":
-    export(SENet(), (1, 3, 64, 64), "torch_se_net.onnx")
-    export(Attention(), (1, 3, 32, 32), "torch_attention.onnx")
-    export(UNet(), (1, 1, 30, 30), "torch_unet.onnx")
+    import sys
+
+    for name in sys.argv[1:] or list(SAMPLES):
+        build, shape = SAMPLES[name]
+        export(build(), shape, name)

@@ -1948,3 +1948,32 @@ def test_einsum_diagonal_is_an_error_not_a_guess(tmp_path: Path) -> None:
     r = analyze(save(tmp_path, nodes, (1, 2, 6, 6), [weight("w0", (4, 2, 3, 3))], opset=17))
     assert r.layer("out").status == "error"
     assert "bad-op" in codes(r) and "diagonal" in r.diagnostics[0].message
+
+
+@pytest.mark.parametrize("then", ["pool", "conv"])
+def test_concat_along_a_spatial_axis(tmp_path: Path, then: str) -> None:
+    # 1-D: conv k3 p1 on 8 (unit u reads u-1..u+1), then a constant unit concatenated before
+    # the 8 along W: the axis is no longer a grid (unit 0 reads nothing, unit k reads k-2..k),
+    # so windows are not tracked. A global pool over it is exact (every pixel 0..7, certain); a
+    # conv sliding along it cannot be followed (uncertain, said once)
+    const = numpy_helper.from_array(np.zeros((1, 4, 1), np.float32), "const")
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3], pads=[1, 1]),
+        node("Concat", ["const", "conv"], "cat", axis=2),
+        node("GlobalAveragePool", ["cat"], "out")
+        if then == "pool"
+        else node("Conv", ["cat", "w2"], "out", kernel_shape=[3], pads=[1, 1]),
+    ]
+    inits = [weight("w", (4, 2, 3)), const, weight("w2", (4, 4, 3))]
+    r = analyze(save(tmp_path, nodes, (1, 2, 8), inits))
+    cat = r.layer("cat")
+    assert cat.status == "ok" and cat.output_shape == (1, 4, 9)
+    assert cat.axes[0].rf is None and not cat.axes[0].is_global
+    out = r.layer("out")
+    if then == "pool":
+        assert r.verdict.certain and out.status == "ok"
+        assert out.axes[0].is_global and out.axes[0].reach == (0, 7) and out.axes[0].full
+        assert r.verdict.first_full_coverage_layer == "out"
+    else:
+        assert out.status == "uncertain"
+        assert [d.code for d in r.diagnostics] == ["untracked-positions"]

@@ -13,7 +13,7 @@ from oracle import measure_intervals
 from paths import SAMPLES
 
 MODELS = ["torch_se_net.onnx", "torch_unet.onnx", "torch_attention.onnx", "unet_like.onnx",
-          "residual_net.onnx", "mnist_pooled.onnx", "dilated_1d.onnx"]
+          "residual_net.onnx", "mnist_pooled.onnx", "dilated_1d.onnx", "torch_vit.onnx"]
 
 
 def _clip(iv: tuple[int, int] | None, n: int) -> tuple[int, int] | None:
@@ -115,7 +115,7 @@ def _global_reach_measured(model: onnx.ModelProto, inp: str, tensor: str, shape:
 @pytest.mark.parametrize(
     "name",
     ["mnist_pooled.onnx", "keras_mnist_pooled.onnx", "residual_net.onnx", "torch_se_net.onnx",
-     "torch_attention.onnx", "keras_se_net.onnx"],
+     "torch_attention.onnx", "keras_se_net.onnx", "torch_vit.onnx"],
 )
 def test_global_reach_matches_onnxruntime(name: str) -> None:
     """The input pixels the first global layer depends on (all of them, or fewer when a strided
@@ -169,3 +169,48 @@ def test_global_op_after_a_strided_valid_conv(tmp_path, gate: bool) -> None:  # 
         assert [a.coverage_centre for a in lay.axes] == [7 / 8, 7 / 8]
     measured = _global_reach_measured(model, "x", "g", (1, 1, 8, 8), (2, 3))
     assert measured == [(0, 6), (0, 6)]
+
+
+def _every_element_changes(path, tensor: str, shape: tuple[int, ...]) -> list[list[bool]]:  # type: ignore[no-untyped-def]
+    """Per spatial axis (2, 3) and position: whether perturbing that input row/column changes
+    every element of ``tensor`` (onnxruntime)."""
+    import numpy as np
+
+    from oracle import _session, _with_outputs
+
+    sess = _session(_with_outputs(onnx.load(str(path)), [tensor]))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    base = sess.run(None, {"input": x})[0]
+    out = []
+    for t in (2, 3):
+        row = []
+        for pos in range(shape[t]):
+            y = x.copy()
+            index: list[object] = [slice(None)] * len(shape)
+            index[t] = pos
+            y[tuple(index)] += 1e3
+            row.append(bool(np.all(sess.run(None, {"input": y})[0] != base)))
+        out.append(row)
+    return out
+
+
+def test_vision_transformer_goes_global_at_its_attention() -> None:
+    """torch_vit.onnx: 4x4 patches, a class token concatenated before the 16 patch tokens,
+    torch's MultiheadAttention. After the concat the token axis is no longer a grid (token 0
+    reads nothing, token k reads patch k-1), so per-token windows are not tracked; the attention
+    scores Q.K^T still depend on two tokens each (not global), the softmax over keys on all of
+    them (global, and the patches cover every pixel). onnxruntime agrees on both."""
+    path = SAMPLES / "torch_vit.onnx"
+    r = analyze(path)
+    v = r.verdict
+    assert v.certain, [d.message for d in r.diagnostics]
+    assert v.last_spatial_layer == "/patch/Conv"
+    assert v.rf == (4, 4) and v.jump == (4, 4) and v.sees_full_input is False
+    assert v.first_global_layer == "/attn/Softmax"
+    assert v.first_full_coverage_layer == "/attn/Softmax"
+    scores, weights = r.layer("/attn/MatMul_1"), r.layer("/attn/Softmax")
+    assert not any(a.is_global for a in scores.axes)
+    assert all(a.is_global and a.reach == (0, 15) and a.full for a in weights.axes)
+    shape = (1, 3, 16, 16)
+    assert all(all(row) for row in _every_element_changes(path, weights.output, shape))
+    assert not any(any(row) for row in _every_element_changes(path, scores.output, shape))

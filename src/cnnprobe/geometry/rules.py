@@ -109,13 +109,14 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     """New size of tensor axis ``t``; a plain axis keeps its identity, a folded one loses sizes."""
     factors = layout[t]
     if len(factors) == 1:  # the common case: one input axis or one other axis
-        return layout[:t] + ((factor(size, factors[0].spatial),),) + layout[t + 1 :]
+        f = factors[0]
+        return layout[:t] + ((factor(size, f.spatial, f.carries),),) + layout[t + 1 :]
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
-        new: tuple[Factor, ...] = (Factor(size, keep.spatial),)
+        new: tuple[Factor, ...] = (Factor(size, keep.spatial, keep.carries),)
     else:
-        new = tuple(Factor(None, f.spatial) for f in factors)
+        new = tuple(Factor(None, f.spatial, f.carries) for f in factors)
     return layout[:t] + (new,) + layout[t + 1 :]
 
 
@@ -148,6 +149,15 @@ def _move_window(
     of the input units (for the exact border figures); without it, or with unknown sizes, they
     are dropped.
     """
+    carried = [a for f in state.layout[t] for a in f.carries if not state.axes[a].is_global]
+    if carried:
+        ctx.give_up(
+            "untracked-positions",
+            f"sliding along tensor axis {t}, whose positions are not tracked unit by unit "
+            "(after a concatenation along it)",
+        )
+        for a in carried:
+            state = state.set_axis(a, AxisState(None))
     spatial = [f.spatial for f in state.layout[t] if f.spatial is not None]
     if not spatial:
         return state, None
@@ -539,7 +549,7 @@ def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         return [out.evolve(layout=layout, shape=shape)]
     keep = [t for t in range(x.rank) if t not in axes]
     riders = tuple(
-        Factor(1, f.spatial) for t in axes for f in out.layout[t] if f.spatial is not None
+        Factor(1, a) for t in axes for f in out.layout[t] for a in _spatial_ids((f,))
     )
     layout = _attach(tuple(out.layout[t] for t in keep), riders)
     return [out.evolve(layout=layout, shape=tuple(out.shape[t] for t in keep))]
@@ -707,6 +717,9 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     reals: list[list[tuple[Real | None, bool]]] = [[] for _ in range(nspatial)]
     glob = [False] * nspatial
     reach: list[tuple[int, int] | None] = [None] * nspatial  # of the global parts, hulled
+    # what the local parts read together (used when some have untracked units)
+    loose: list[tuple[int, int] | None] = [None] * nspatial
+    local_seen = [False] * nspatial
     for p in parts:
         off = rank - p.rank
         broadcast_spatial: set[int] = set()
@@ -730,6 +743,9 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
             w = ax.window
             if ax.is_global and w is None:
                 continue
+            span = ax.span() if not ax.is_global else None
+            loose[sp] = hull(loose[sp], span) if local_seen[sp] else span
+            local_seen[sp] = True
             if w is not None and sp in broadcast_spatial:
                 zero = QAMap.constant(0)
                 w = w.through(zero, zero)
@@ -751,7 +767,10 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                     ctx.give_up("period-too-large", "merge too irregular to track exactly")
                     win = None
                     break
-        axes.append(AxisState(win, glob[sp], None, reach[sp]))
+        if win is None and not glob[sp]:  # untracked units (or unknown: no span)
+            axes.append(AxisState.untracked(loose[sp]))
+        else:
+            axes.append(AxisState(win, glob[sp], None, reach[sp]))
     full_layout = tuple(
         _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
     )
@@ -787,16 +806,23 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
 def _fit(factors: tuple[Factor, ...], size: Dim) -> tuple[Factor, ...]:
     big = [f for f in factors if f.size != 1]
     if len(big) == 1 and big[0].size != size:
-        return (Factor(size, big[0].spatial),)
+        return (Factor(size, big[0].spatial, big[0].carries),)
     return factors
 
 
 def _has_spatial(factors: tuple[Factor, ...] | None) -> bool:
-    return factors is not None and any(f.spatial is not None for f in factors)
+    """The axis holds input positions (on a grid, or carried without one)."""
+    return factors is not None and any(f.spatial is not None or f.carries for f in factors)
 
 
 def _spatial_ids(factors: tuple[Factor, ...] | None) -> tuple[int, ...]:
-    return tuple(f.spatial for f in factors or () if f.spatial is not None)
+    """The input spatial axes whose positions the axis holds (on a grid or carried)."""
+    out: list[int] = []
+    for f in factors or ():
+        if f.spatial is not None:
+            out.append(f.spatial)
+        out.extend(f.carries)
+    return tuple(out)
 
 
 @rule("elementwise")
@@ -869,13 +895,20 @@ def concat_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     shape = base[:t] + (total,) + base[t:]
     live = _live(ins)
     if any(_has_spatial(s.layout[t]) for s in live):
-        ctx.give_up(
-            "concat-along-spatial-axis",
-            f"concatenation along tensor axis {t}, which holds an input spatial axis",
-        )
+        # the axis is no longer a grid of input positions (a class token before the patches,
+        # two maps side by side): the units' windows are dropped, what they read together is
+        # kept, and the axis carries the positions, so that an op over all of it (attention,
+        # pooling) is exactly global
+        carried = tuple(sorted({a for s in live for a in _spatial_ids(s.layout[t])}))
+        axis = (Factor(total, None, carried),)
         parts = [
-            s.with_axes(ax.local(None) for ax in s.axes).evolve(
-                layout=_set_size(s.layout, t, total),
+            s.with_axes(
+                (ax.local(None) if ax.is_global else AxisState.untracked(ax.span()))
+                if a in carried
+                else ax
+                for a, ax in enumerate(s.axes)
+            ).evolve(
+                layout=s.layout[:t] + (axis,) + s.layout[t + 1 :],
                 shape=_shape_with(s.shape, t, total),
             )
             for s in live
@@ -1070,7 +1103,9 @@ def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -
     factors = _flat_factors(x)
     # spatial axes of size 1 carry no positions but must stay findable (a later dense layer
     # makes them global): they ride along with the first output axis that has several elements
-    riders = tuple(f for fs in x.layout for f in fs if f.size == 1 and f.spatial is not None)
+    riders = tuple(
+        f for fs in x.layout for f in fs if f.size == 1 and (f.spatial is not None or f.carries)
+    )
     out: list[tuple[Factor, ...]] = []
     i = 0
     for d in shape:
@@ -1096,8 +1131,8 @@ def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -
                 need //= f.size
                 i += 1
             elif f.size % need == 0 and f.spatial is None:
-                group.append(Factor(need))
-                factors[i] = Factor(f.size // need)
+                group.append(Factor(need, None, f.carries))  # (carried positions: in both)
+                factors[i] = Factor(f.size // need, None, f.carries)
                 need = 1
             else:
                 return None
@@ -1115,7 +1150,7 @@ def _flat_factors(x: TensorState) -> list[Factor]:
     out: list[Factor] = []
     for t, fs in enumerate(x.layout):
         n = x.shape[t] if t < len(x.shape) else None
-        if n is not None and all(f.spatial is None for f in fs):
+        if n is not None and not _has_spatial(fs):
             fs = (factor(n),)
         for f in fs:
             if f.size == 1:
@@ -1125,6 +1160,8 @@ def _flat_factors(x: TensorState) -> list[Factor]:
                 last is not None
                 and last.spatial is None
                 and f.spatial is None
+                and not last.carries
+                and not f.carries
                 and last.size is not None
                 and f.size is not None
             ):

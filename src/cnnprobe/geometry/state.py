@@ -85,7 +85,8 @@ def _gcd(a: int, b: int) -> int:
 class AxisState:
     """One spatial axis of the model input, as seen from a tensor.
 
-    ``window`` is the local window (``None``: unknown, or no local path reaches this tensor);
+    ``window`` is the local window (``None``: unknown, or no local path reaches this tensor, or
+    the units are untracked: then ``reach`` is what they read together, if known);
     ``is_global`` says every unit depends on every position of some feature map along this axis,
     through a global op (pooling, a dense layer, attention, a gate); ``reach`` is then the first
     and last real input pixel those positions depend on (the whole input unless, say, a strided
@@ -103,7 +104,12 @@ class AxisState:
 
     def local(self, window: Window | None, real: Real | None = None) -> AxisState:
         """This axis with another local part (window, real pixels) and the same global part."""
-        return AxisState(window, self.is_global, real, self.reach)
+        return AxisState(window, self.is_global, real, self.reach if self.is_global else None)
+
+    @staticmethod
+    def untracked(span: tuple[int, int] | None) -> AxisState:
+        """Units whose windows are not tracked, reading (together) the pixels ``span``."""
+        return AxisState(None, False, None, span)
 
     def span(self) -> tuple[int, int] | None:
         """First and last real input pixel that some unit depends on (local and global paths);
@@ -128,7 +134,7 @@ class AxisState:
                 lo = first if lo is None else min(lo, first)
                 hi = last if hi is None else max(hi, last)
         elif not self.is_global:
-            return None  # no window, no global path: nothing known
+            return self.reach  # untracked units: what they read together, if known
         if lo is None or hi is None:
             return None
         return lo, hi
@@ -144,19 +150,25 @@ def hull(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int
 @dataclass(frozen=True, slots=True)
 class Factor:
     """A factor of a tensor axis: tensor axes can hold several input axes after a reshape
-    (row-major). ``spatial`` is the input spatial axis it indexes, ``None`` for other data."""
+    (row-major). ``spatial`` is the input spatial axis it indexes, ``None`` for other data.
+
+    ``carries``: input spatial axes whose positions this factor holds without a grid (a
+    concatenation along a folded axis, as a vision transformer's class token before its patch
+    tokens): units along it have no tracked window, but an op over all of it (attention) is
+    exactly global."""
 
     size: int | None
     spatial: int | None = None
+    carries: tuple[int, ...] = ()
 
 
 Layout = tuple[tuple[Factor, ...], ...]
 
 
 @lru_cache(maxsize=1 << 12)
-def factor(size: int | None, spatial: int | None = None) -> Factor:
+def factor(size: int | None, spatial: int | None = None, carries: tuple[int, ...] = ()) -> Factor:
     """A shared :class:`Factor` (they are immutable, and rules make one per axis per node)."""
-    return Factor(size, spatial)
+    return Factor(size, spatial, carries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +268,9 @@ class TensorState:
         channel mixing) besides the global one; otherwise (reductions, dense layers over positions)
         no local window is left.
         """
+        tensor_axes = tuple(tensor_axes)
         hit = {f.spatial for t in tensor_axes for f in self.layout[t] if f.spatial is not None}
+        hit.update(a for t in tensor_axes for f in self.layout[t] for a in f.carries)
         if not hit:
             return self
         return self.with_axes(
