@@ -142,11 +142,6 @@ def _dangling(node: Node, name: str) -> ModelError:
     return ModelError(f"node {node.name!r} reads tensor {name!r}, which nothing produces")
 
 
-def topological_order(graph: Graph) -> list[Node]:
-    """The nodes in the order the analysis visits them (see :func:`plan`)."""
-    return plan(graph).order
-
-
 def feeds_outputs(p: Plan) -> list[bool]:
     """Per tensor number: whether a graph output can be reached from the tensor (computed by a
     node, or the image input; constants never count)."""

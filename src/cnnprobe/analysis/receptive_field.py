@@ -176,8 +176,9 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
                         a.window,
                         True,
                         a.real,
-                        _hull_all(
-                            [a.reach] * a.is_global + [pa.span() for pa in _axes(params, i)]
+                        hull(
+                            *([a.reach] if a.is_global else []),
+                            *(pa.span() for pa in _axes(params, i)),
                         ),
                     )
                     for i, a in enumerate(o.axes)
@@ -267,16 +268,6 @@ def _dead_if_empty(st: TensorState) -> TensorState:
     )
 
 
-def _hull_all(spans: list[tuple[int, int] | None]) -> tuple[int, int] | None:
-    """The hull of the spans; ``None`` if there are none or one is unknown."""
-    if not spans:
-        return None
-    out = spans[0]
-    for s in spans[1:]:
-        out = hull(out, s)
-    return out
-
-
 def _need(n: int | None) -> int:
     if n is None:  # pragma: no cover - frontends reject unknown spatial input sizes
         raise ValueError("unknown spatial input size")
@@ -361,22 +352,21 @@ def axis_geometry(
     misaligned = False
     cov_centre = cov_min = None
     full = None
-    if w is None:
-        pass
-    elif (
-        len(w.lo) == 1
-        and len(w.hi) == 1
-        and (first := w.lo[0]).period == 1
-        and (last := w.hi[0]).period == 1
-        and first.step == last.step
-    ):
-        # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form
-        start, hi0 = first.table[0], last.table[0]
-        rf = rf_min = hi0 - start + 1
-        jump = fraction(first.step, 1)  # the object QAMap.slope returns
-        centre = fraction(start + hi0, 2)
-    else:
-        rf, rf_min, jump, start, centre, phase_starts, misaligned = _general(w, size)
+    if w is not None:
+        if (
+            len(w.lo) == 1
+            and len(w.hi) == 1
+            and (first := w.lo[0]).period == 1
+            and (last := w.hi[0]).period == 1
+            and first.step == last.step
+        ):
+            # lo(i) = start + j*i and hi(i) = lo(i) + r - 1: every figure has a closed form
+            start, hi0 = first.table[0], last.table[0]
+            rf = rf_min = hi0 - start + 1
+            jump = fraction(first.step, 1)  # the object QAMap.slope returns
+            centre = fraction(start + hi0, 2)
+        else:
+            rf, rf_min, jump, start, centre, phase_starts, misaligned = _general(w, size)
     real = ax.real if w is not None and ax.real is not None else None
     if real is not None and (size is None or len(real.lo) != size):
         real = None

@@ -717,9 +717,8 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     reals: list[list[tuple[Real | None, bool]]] = [[] for _ in range(nspatial)]
     glob = [False] * nspatial
     reach: list[tuple[int, int] | None] = [None] * nspatial  # of the global parts, hulled
-    # what the local parts read together (used when some have untracked units)
-    loose: list[tuple[int, int] | None] = [None] * nspatial
-    local_seen = [False] * nspatial
+    # the local parts per axis (what they read together matters when some are untracked)
+    local: list[list[AxisState]] = [[] for _ in range(nspatial)]
     for p in parts:
         off = rank - p.rank
         broadcast_spatial: set[int] = set()
@@ -743,9 +742,8 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
             w = ax.window
             if ax.is_global and w is None:
                 continue
-            span = ax.span() if not ax.is_global else None
-            loose[sp] = hull(loose[sp], span) if local_seen[sp] else span
-            local_seen[sp] = True
+            if not ax.is_global:
+                local[sp].append(ax)
             if w is not None and sp in broadcast_spatial:
                 zero = QAMap.constant(0)
                 w = w.through(zero, zero)
@@ -768,7 +766,7 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                     win = None
                     break
         if win is None and not glob[sp]:  # untracked units (or unknown: no span)
-            axes.append(AxisState.untracked(loose[sp]))
+            axes.append(AxisState.untracked(hull(*(ax.span() for ax in local[sp]))))
         else:
             axes.append(AxisState(win, glob[sp], None, reach[sp]))
     full_layout = tuple(

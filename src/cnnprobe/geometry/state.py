@@ -101,7 +101,6 @@ class AxisState:
     #: what the analysis derived from this axis state (it is immutable), kept with it
     memo: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
 
-
     def local(self, window: Window | None, real: Real | None = None) -> AxisState:
         """This axis with another local part (window, real pixels) and the same global part."""
         return AxisState(window, self.is_global, real, self.reach if self.is_global else None)
@@ -124,13 +123,13 @@ class AxisState:
             r = self.real
             if r is None:
                 return None
-            if r.simple and r.lo:
-                first, last = r.lo[0], r.hi[-1]
-            else:
-                pairs = [(a, b) for a, b in zip(r.lo, r.hi) if a <= b]
-                first = min((a for a, _ in pairs), default=None)  # type: ignore[assignment]
-                last = max((b for _, b in pairs), default=None)  # type: ignore[assignment]
-            if first is not None and last is not None:
+            read = (
+                [(r.lo[0], r.hi[-1])]
+                if r.simple and r.lo
+                else [(a, b) for a, b in zip(r.lo, r.hi) if a <= b]
+            )
+            if read:  # (no unit reads a real pixel: nothing to add)
+                first, last = min(a for a, _ in read), max(b for _, b in read)
                 lo = first if lo is None else min(lo, first)
                 hi = last if hi is None else max(hi, last)
         elif not self.is_global:
@@ -140,11 +139,12 @@ class AxisState:
         return lo, hi
 
 
-def hull(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
-    """The smallest interval holding both (``None`` if either is unknown)."""
-    if a is None or b is None:
+def hull(*spans: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The smallest interval holding them all (``None`` if there are none or one is unknown)."""
+    if not spans or any(s is None for s in spans):
         return None
-    return min(a[0], b[0]), max(a[1], b[1])
+    known = [s for s in spans if s is not None]
+    return min(s[0] for s in known), max(s[1] for s in known)
 
 
 @dataclass(frozen=True, slots=True)
