@@ -85,10 +85,11 @@ def test_se_net_verdict() -> None:
     assert [a.size for a in r.layer(v.last_spatial_layer).axes] == [9, 9]
 
 
-def _global_reach_measured(model: onnx.ModelProto, inp: str, tensor: str, shape: tuple[int, ...],
-                           axes: tuple[int, ...]) -> list[tuple[int, int] | None]:
-    """Per spatial axis: the first and last input position whose hyperplane, perturbed, changes
-    ``tensor`` at all (onnxruntime)."""
+def _hyperplane_changes(model: onnx.ModelProto, inp: str, tensor: str, shape: tuple[int, ...],
+                        axes: tuple[int, ...], magnitudes: tuple[float, ...]):  # type: ignore[no-untyped-def]
+    """Per axis in ``axes`` and input position along it: the elements of ``tensor`` that change
+    (onnxruntime) when that whole hyperplane of the input is shifted by each magnitude in turn
+    (the union over the magnitudes)."""
     import numpy as np
 
     from oracle import _session, _with_outputs
@@ -96,18 +97,29 @@ def _global_reach_measured(model: onnx.ModelProto, inp: str, tensor: str, shape:
     sess = _session(_with_outputs(model, [tensor]))
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     base = sess.run(None, {inp: x})[0]
-    out: list[tuple[int, int] | None] = []
+    out = []
     for t in axes:
-        hits = []
+        row = []
         for pos in range(shape[t]):
-            for magnitude in (1e4, -1e4):
+            changed = np.zeros(base.shape, dtype=bool)
+            for magnitude in magnitudes:
                 y = x.copy()
                 index: list[object] = [slice(None)] * len(shape)
                 index[t] = pos
                 y[tuple(index)] += magnitude
-                if np.any(sess.run(None, {inp: y})[0] != base):
-                    hits.append(pos)
-                    break
+                changed |= sess.run(None, {inp: y})[0] != base
+            row.append(changed)
+        out.append(row)
+    return out
+
+
+def _global_reach_measured(model: onnx.ModelProto, inp: str, tensor: str, shape: tuple[int, ...],
+                           axes: tuple[int, ...]) -> list[tuple[int, int] | None]:
+    """Per spatial axis: the first and last input position whose hyperplane, perturbed, changes
+    ``tensor`` at all (onnxruntime)."""
+    out: list[tuple[int, int] | None] = []
+    for row in _hyperplane_changes(model, inp, tensor, shape, axes, (1e4, -1e4)):
+        hits = [pos for pos, changed in enumerate(row) if changed.any()]
         out.append((min(hits), max(hits)) if hits else None)
     return out
 
@@ -174,24 +186,8 @@ def test_global_op_after_a_strided_valid_conv(tmp_path, gate: bool) -> None:  # 
 def _every_element_changes(path, tensor: str, shape: tuple[int, ...]) -> list[list[bool]]:  # type: ignore[no-untyped-def]
     """Per spatial axis (2, 3) and position: whether perturbing that input row/column changes
     every element of ``tensor`` (onnxruntime)."""
-    import numpy as np
-
-    from oracle import _session, _with_outputs
-
-    sess = _session(_with_outputs(onnx.load(str(path)), [tensor]))
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    base = sess.run(None, {"input": x})[0]
-    out = []
-    for t in (2, 3):
-        row = []
-        for pos in range(shape[t]):
-            y = x.copy()
-            index: list[object] = [slice(None)] * len(shape)
-            index[t] = pos
-            y[tuple(index)] += 1e3
-            row.append(bool(np.all(sess.run(None, {"input": y})[0] != base)))
-        out.append(row)
-    return out
+    rows = _hyperplane_changes(onnx.load(str(path)), "input", tensor, shape, (2, 3), (1e3,))
+    return [[bool(changed.all()) for changed in row] for row in rows]
 
 
 def test_vision_transformer_goes_global_at_its_attention() -> None:
