@@ -5,7 +5,9 @@ Run with a Python that has torch (CPU build: ``pip install torch==2.13.0 onnx on
 
     python sample_models/make_torch_samples.py [NAME.onnx ...]
 
-(all of them without names).
+(all of them without names). The files come out byte-identical on every run, except
+``torch_functions.onnx``: torch lists the attributes of an exported function in an order that
+varies between runs (the model is the same).
 
 The committed ``torch_*.onnx`` files are what the tests read; torch is never needed to test.
 """
@@ -122,7 +124,55 @@ class UNet(nn.Module):
         return self.d2(torch.cat([d, a], dim=1))
 
 
-def export(model: nn.Module, shape: tuple[int, ...], name: str) -> None:
+class ConvAct(nn.Module):
+    """Conv, batch norm, ReLU: exported as a model-local function of its own."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, dilation: int) -> None:
+        super().__init__()
+        pad = dilation * (k - 1) // 2
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Block(nn.Module):
+    """A residual block (ConvAct, then a conv, plus a strided 1x1 projection), exported as a
+    function that calls ConvAct's: instances differ in kernel, stride and dilation, which the
+    exporter passes as attributes of each call."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, dilation: int) -> None:
+        super().__init__()
+        self.a = ConvAct(cin, cout, k, stride, dilation)
+        self.b = nn.Conv2d(cout, cout, 3, padding=1)
+        self.proj = nn.Conv2d(cin, cout, 1, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.b(self.a(x)) + self.proj(x))
+
+
+class FunctionNet(nn.Module):
+    """Blocks kept as model-local functions (``export_modules_as_functions``), nested (Block
+    calls ConvAct), then ceil-mode pooling and a global head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2)
+        self.b1 = Block(8, 8, 3, 1, 1)
+        self.b2 = Block(8, 16, 5, 2, 1)
+        self.b3 = Block(16, 16, 3, 1, 2)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.b3(self.b2(self.b1(self.stem(x))))
+        x = F.max_pool2d(x, 3, stride=2, ceil_mode=True)
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def export(
+    model: nn.Module, shape: tuple[int, ...], name: str, functions: set[type[nn.Module]]
+) -> None:
     torch.manual_seed(0)
     model.eval()
     with torch.no_grad():
@@ -132,7 +182,7 @@ def export(model: nn.Module, shape: tuple[int, ...], name: str) -> None:
     torch.onnx.export(
         model, (x,), str(HERE / name), input_names=["input"], output_names=["output"],
         dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17,
-        dynamo=False,
+        dynamo=False, export_modules_as_functions=functions or False,
     )
     print("wrote", name)
 
@@ -142,11 +192,14 @@ SAMPLES = {
     "torch_attention.onnx": (Attention, (1, 3, 32, 32)),
     "torch_unet.onnx": (UNet, (1, 1, 30, 30)),
     "torch_vit.onnx": (ViT, (1, 3, 16, 16)),
+    "torch_functions.onnx": (FunctionNet, (1, 3, 37, 29)),
 }
+#: modules exported as model-local functions
+FUNCTIONS: dict[str, set[type[nn.Module]]] = {"torch_functions.onnx": {Block, ConvAct}}
 
 if __name__ == "__main__":
     import sys
 
     for name in sys.argv[1:] or list(SAMPLES):
         build, shape = SAMPLES[name]
-        export(build(), shape, name)
+        export(build(), shape, name, FUNCTIONS.get(name, set()))

@@ -23,12 +23,12 @@ from typing import Any
 from ..errors import ModelError, UsageError
 from ..ir import Graph, ModelInput, Node, Padding, Shape, format_shape, shape_hint
 from . import given_shape
+from .onnx_functions import inline_functions
 from .onnx_wire import (
     FLOAT,
     INT32,
     INT64,
     Array,
-    GraphInfo,
     ModelInfo,
     NodeInfo,
     TensorInfo,
@@ -1274,6 +1274,10 @@ def _convert(
     g = model.graph
     assert g is not None  # parse_model checked it
     opset = next((v for d, v in model.opset_import if d in ("", "ai.onnx")), 1)
+    try:
+        graph_nodes, inlined = inline_functions(model)
+    except ModelError as exc:
+        raise ModelError(exc.message, path) from None
     init_names = frozenset([t.name for t in g.initializer])
     shapes: dict[str, Shape] = {}
     pending: dict[str, list[TensorInfo]] = {}
@@ -1292,6 +1296,8 @@ def _convert(
     if shape is None:
         raise ModelError(f"input {image.name!r} has no recorded shape: give --input-shape", path)
     notes: dict[str, str] = {}
+    if inlined is not None:
+        notes["functions"] = inlined
     if image.shape is not None and any(
         f is not None and u is not None and f != u for f, u in zip(image.shape, shape)
     ):
@@ -1308,7 +1314,7 @@ def _convert(
             "(expected N, C and 1 to 3 spatial dims)",
             path,
         )
-    lay = _layout(layout, g, image.name, rank)
+    lay = _layout(layout, graph_nodes, image.name, rank)
     spatial = tuple(range(2, rank)) if lay.startswith("NC") else tuple(range(1, rank - 1))
     unknown = [t for t in spatial if shape[t] is None]
     if unknown:
@@ -1327,7 +1333,7 @@ def _convert(
     ctx = Ctx(opset, {}, shapes, inferred, pending=pending)
     nodes: list[Node] = []
     used: set[str] = set()
-    for k, p in enumerate(g.node):
+    for k, p in enumerate(graph_nodes):
         a = _attrs(p)
         _fold(p, a, ctx)
         name = p.name or (p.output[0] if p.output else f"node{k}")
@@ -1386,12 +1392,12 @@ def _pick_input(inputs: list[ValueInfo], name: str | None, path: str) -> ValueIn
     raise UsageError(f"several candidate image inputs ({names}): choose one with --input", path)
 
 
-def _layout(layout: str, g: GraphInfo, name: str, rank: int) -> str:
+def _layout(layout: str, nodes: list[NodeInfo], name: str, rank: int) -> str:
     nsp = rank - 2
     letters = {1: "W", 2: "HW", 3: "DHW"}.get(nsp, "S" * nsp)
     chosen = layout.lower()
     if chosen == "auto":
-        chosen = "nhwc" if _transposed_first(g, name, rank) else "nchw"
+        chosen = "nhwc" if _transposed_first(nodes, name, rank) else "nchw"
     if chosen in ("nchw", "ncw", "ncdhw", "channels_first"):
         return "NC" + letters
     if chosen in ("nhwc", "nwc", "ndhwc", "channels_last"):
@@ -1420,7 +1426,7 @@ LAYOUT_NEUTRAL = frozenset(
 )
 
 
-def _transposed_first(g: GraphInfo, name: str, rank: int) -> bool:
+def _transposed_first(nodes: list[NodeInfo], name: str, rank: int) -> bool:
     """The input is channels-last when every path from it reaches a Transpose to NC... before
     any op that depends on the layout (tf2onnx and Keras exports: input -> [Pad, Cast, ...] ->
     Transpose(0, r-1, 1, ..., r-2)). Nodes are scanned in file order, level by level: most
@@ -1429,7 +1435,7 @@ def _transposed_first(g: GraphInfo, name: str, rank: int) -> bool:
     frontier, seen, found = {name}, {name}, False
     for _ in range(16):
         nxt: list[str] = []
-        for p in g.node:
+        for p in nodes:
             for tensor in p.input:
                 if tensor not in frontier:
                     continue

@@ -93,7 +93,7 @@ DTYPES: dict[int, tuple[str, str, int, int]] = {
 
 # Known fields that are skipped, with their wire type (checked); other field numbers are unknown
 # (newer onnx) and skipped whatever their wire type.
-_MODEL_SKIP = {4: LEN, 5: VARINT, 6: LEN, 14: LEN, 20: LEN, 25: LEN, 26: LEN}
+_MODEL_SKIP = {4: LEN, 5: VARINT, 6: LEN, 14: LEN, 20: LEN, 26: LEN}
 _GRAPH_SKIP = {10: LEN, 14: LEN, 15: LEN, 16: LEN}
 #: AttributeProto and TensorProto: every known field, and the wire types that are not LEN (a
 #: repeated scalar may also be packed, as LEN).
@@ -214,6 +214,8 @@ class NodeInfo:
     input: tuple[str, ...]
     output: tuple[str, ...]
     attrs: dict[str, Any]
+    #: picks one of several model-local functions of the same domain and name (IR 10)
+    overload: str = ""
 
 
 @dataclass(slots=True)
@@ -235,6 +237,26 @@ class ModelInfo:
     opset_import: list[tuple[str, int]] = field(default_factory=list)
     #: ``None`` when the file has no graph field.
     graph: GraphInfo | None = None
+    #: model-local functions (``ModelProto.functions``), in file order
+    functions: list[FunctionInfo] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FunctionInfo:
+    """A model-local ``FunctionProto``: nodes of the main graph whose domain, op type and overload
+    match it stand for its body."""
+
+    name: str = ""
+    domain: str = ""
+    overload: str = ""
+    input: tuple[str, ...] = ()
+    output: tuple[str, ...] = ()
+    #: attribute names; ``defaults`` holds those that have a default value
+    attribute: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+    node: list[NodeInfo] = field(default_factory=list)
+    #: per body node: attribute name -> the name of the calling node's attribute it refers to
+    refs: list[dict[str, str]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,13 +293,15 @@ def _model(buf: bytes) -> ModelInfo:
             expect(num, wire, VARINT, "ModelProto", pos)
             v, pos = varint(buf, pos, end)
             m.ir_version = int64(v)
-        elif num in (2, 3, 7, 8):
+        elif num in (2, 3, 7, 8, 25):
             expect(num, wire, LEN, "ModelProto", pos)
             a, pos = length(buf, pos, end)
             if num == 7:
                 if m.graph is None:
                     m.graph = GraphInfo()
                 _graph(buf, a, pos, m.graph)
+            elif num == 25:
+                m.functions.append(_function(buf, a, pos))
             elif num == 8:
                 m.opset_import.append(_opset(buf, a, pos))
             elif num == 2:
@@ -352,12 +376,19 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
             pos = skip(buf, pos, end, wire)
 
 
-def _node(buf: bytes, pos: int, end: int, shared: dict[Any, Any]) -> NodeInfo:
+def _node(
+    buf: bytes,
+    pos: int,
+    end: int,
+    shared: dict[Any, Any],
+    refs: dict[str, str] | None = None,
+) -> NodeInfo:
     """A NodeProto: the hot loop of the reader (one pass per node), so the common one-byte keys
-    and lengths are decoded inline."""
+    and lengths are decoded inline. ``refs`` (function bodies only) receives the attributes that
+    refer to the calling node's."""
     inputs: list[str] = []
     outputs: list[str] = []
-    name = op_type = domain = ""
+    name = op_type = domain = overload = ""
     attrs: dict[str, Any] = {}
     while pos < end:
         k = buf[pos]
@@ -386,14 +417,18 @@ def _node(buf: bytes, pos: int, end: int, shared: dict[Any, Any]) -> NodeInfo:
             x = str(buf[a:pos], "utf-8")
             outputs.append(shared.setdefault(x, x))
         elif num == 5:
-            _attribute(buf, a, pos, attrs, shared)
+            _attribute(buf, a, pos, attrs, shared, refs)
         elif num == 4:
             op_type = intern(str(buf[a:pos], "utf-8"))  # a few dozen names, shared by all nodes
         elif num == 3:
             name = str(buf[a:pos], "utf-8")
         elif num == 7:
             domain = intern(str(buf[a:pos], "utf-8"))
-        # 6 doc_string, 8 overload, 9 metadata_props, 10 device_configurations: skipped
+        elif num == 8:
+            overload = str(buf[a:pos], "utf-8")
+        # 6 doc_string, 9 metadata_props, 10 device_configurations: skipped
+    if overload:
+        return NodeInfo(name, op_type, domain, tuple(inputs), tuple(outputs), attrs, overload)
     return NodeInfo(name, op_type, domain, tuple(inputs), tuple(outputs), attrs)
 
 
@@ -402,9 +437,14 @@ SHARED_TUPLE_LEN = 8
 
 
 def _attribute(
-    buf: bytes, pos: int, end: int, attrs: dict[str, Any], shared: dict[Any, Any]
+    buf: bytes,
+    pos: int,
+    end: int,
+    attrs: dict[str, Any],
+    shared: dict[Any, Any],
+    refs: dict[str, str] | None = None,
 ) -> None:
-    name = ""
+    name = ref = ""
     atype = 0
     f = 0.0
     i = 0
@@ -448,8 +488,10 @@ def _attribute(
                 _tensor(buf, a, pos, t)
             elif num in _ATTR_WIRE:  # f, i, type: not length-delimited
                 expect(num, wire, _ATTR_WIRE[num], "AttributeProto", a)
+            elif num == 21:
+                ref = str(buf[a:pos], "utf-8")
             # g (subgraphs), graphs, tensors, sparse tensors, type protos, doc_string,
-            # ref_attr_name, unknown fields: skipped, never entered
+            # unknown fields: skipped, never entered
         elif wire == VARINT:
             b = buf[pos] if pos < end else 0x80
             if b < 0x80:
@@ -477,6 +519,9 @@ def _attribute(
             if num in _ATTR_FIELDS:
                 expect(num, wire, _ATTR_WIRE.get(num, LEN), "AttributeProto", pos)
             pos = skip(buf, pos, end, wire)
+    if ref and refs is not None:  # a function body's reference to its caller's attribute
+        refs[name] = ref
+        return
     if atype == ATTR_INT:
         attrs[name] = i
     elif atype == ATTR_INTS:
@@ -571,6 +616,50 @@ def _tensor(
             if shared is not None and len(tup) <= SHARED_TUPLE_LEN
             else tup
         )
+
+
+#: FunctionProto fields other than the ones read, with their wire types
+_FUNCTION_SKIP = {8: LEN, 9: LEN, 12: LEN, 14: LEN}
+
+
+def _function(buf: bytes, pos: int, end: int) -> FunctionInfo:
+    f = FunctionInfo()
+    shared: dict[Any, Any] = {}
+    inputs: list[str] = []
+    outputs: list[str] = []
+    attributes: list[str] = []
+    while pos < end:
+        num, wire, pos = key(buf, pos, end)
+        if num in (1, 4, 5, 6, 7, 10, 11, 13):
+            expect(num, wire, LEN, "FunctionProto", pos)
+            a, pos = length(buf, pos, end)
+            if num == 7:
+                refs: dict[str, str] = {}
+                f.node.append(_node(buf, a, pos, shared, refs))
+                f.refs.append(refs)
+            elif num == 4:
+                inputs.append(_text(buf, a, pos))
+            elif num == 5:
+                outputs.append(_text(buf, a, pos))
+            elif num == 6:
+                attributes.append(_text(buf, a, pos))
+            elif num == 11:
+                before = len(f.defaults)
+                _attribute(buf, a, pos, f.defaults, shared)
+                if len(f.defaults) > before:
+                    attributes.append(next(reversed(f.defaults)))
+            elif num == 1:
+                f.name = _text(buf, a, pos)
+            elif num == 10:
+                f.domain = _text(buf, a, pos)
+            else:
+                f.overload = _text(buf, a, pos)
+        else:
+            if num in _FUNCTION_SKIP:
+                expect(num, wire, _FUNCTION_SKIP[num], "FunctionProto", pos)
+            pos = skip(buf, pos, end, wire)
+    f.input, f.output, f.attribute = tuple(inputs), tuple(outputs), tuple(attributes)
+    return f
 
 
 def _value_info(buf: bytes, pos: int, end: int) -> ValueInfo:
