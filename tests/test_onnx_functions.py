@@ -6,6 +6,7 @@ figures worked out by hand from the operator definitions."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,50 @@ def test_functions_nobody_calls_change_nothing(tmp_path: Path) -> None:
                    [_pool_function()])
     r = analyze(_save(model, tmp_path / "m.onnx"))
     assert "functions" not in r.model.meta and [lay.rf for lay in r.layers] == [[3, 3]]
+
+
+# ---------------------------------------------------------------------------------------------
+# shift-test: onnxruntime outputs the inner feature maps under the analysis's names
+
+
+def test_shift_runner_inlines_with_the_analysis_names(tmp_path: Path) -> None:
+    """The runner's inlined copy has every layer of the analysis as a tensor, and each computes
+    what the tensor at the same position of onnx's own inlined copy computes."""
+    from cnnprobe.shift.runners import _inline_functions
+
+    original = onnx.load(str(TORCH))
+    ours = onnx.load(str(TORCH))
+    _inline_functions(ours)
+    assert all(n.domain != "__main__" for n in ours.graph.node)
+    theirs = onnx.inliner.inline_local_functions(original)
+    mine = analyze(TORCH)
+    reference = analyze(_save(theirs, tmp_path / "i.onnx"))
+    pairs = [(a.output, b.output) for a, b in zip(mine.layers, reference.layers)]
+    produced = {o for n in ours.graph.node for o in n.output}
+    assert all(a in produced for a, _ in pairs)
+
+    def run(model: onnx.ModelProto, names: list[str]) -> list[np.ndarray]:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        outs = {o.name for o in model.graph.output}
+        for name in names:
+            if name not in outs:
+                model.graph.output.append(helper.make_tensor_value_info(name, 1, None))
+        sess = ort.InferenceSession(model.SerializeToString())
+        return [np.asarray(v) for v in sess.run(names, {"input": x})]
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 37, 29)).astype(np.float32)
+    got = run(ours, [a for a, _ in pairs])
+    want = run(theirs, [b for _, b in pairs])
+    for (name, _), g, w in zip(pairs, got, want):
+        np.testing.assert_array_equal(g, w, err_msg=name)
+    np.testing.assert_array_equal(run(ours, ["output"])[0], run(original, ["output"])[0])
+
+
+def test_shift_test_measures_feature_maps_inside_functions() -> None:
+    res = runner.invoke(
+        app,
+        ["shift-test", str(TORCH), "--mode", "roll", "-n", "2", "-f", "json", "--layers", "all"],
+    )
+    assert res.exit_code == 0, res.stderr
+    names = [la["name"] for la in json.loads(res.stdout)["layers"]]
+    assert "/b3/Block/ConvAct_0/Conv_5" in names and "/stem/Conv" in names

@@ -133,6 +133,10 @@ class OnnxRunner(Runner):
             model = onnx.load(path)
         except Exception as exc:  # protobuf and external-data errors
             raise ModelError(f"cannot load the ONNX model ({_first_line(exc)})", path) from None
+        try:
+            _inline_functions(model)
+        except ModelError as exc:
+            raise ModelError(exc.message, path) from None
         graph_outputs = [o.name for o in model.graph.output]
         produced = {name for node in model.graph.node for name in node.output}
         for name in wanted:
@@ -424,3 +428,82 @@ def _layer_jump(layer: Any, jump: tuple[Fraction, ...]) -> tuple[Fraction, ...] 
         strides = cfg.get("strides") or cfg.get("pool_size")
         return tuple(j * s for j, s in zip(jump, per_axis(strides)))
     return jump
+
+
+def _inline_functions(model: Any) -> None:
+    """Replace the calls of model-local functions in ``model`` (an ``onnx.ModelProto``) by their
+    bodies, named as the analysis names them (the same expansion), so that inner feature maps
+    can be outputs."""
+    import onnx
+
+    from ..frontends.onnx_functions import (
+        Body,
+        NodeKind,
+        expand_calls,
+        function_key,
+        function_table,
+    )
+
+    if not model.functions:
+        return
+
+    def make(
+        template: Any,
+        name: str,
+        inputs: tuple[str, ...],
+        outputs: tuple[str, ...],
+        attrs: dict[str, Any],
+    ) -> Any:
+        node = onnx.NodeProto()
+        node.op_type, node.domain, node.overload = (
+            template.op_type,
+            template.domain,
+            template.overload,
+        )
+        node.name = name
+        node.input.extend(inputs)
+        node.output.extend(outputs)
+        for key, value in attrs.items():
+            copy = node.attribute.add()
+            copy.CopyFrom(value)
+            copy.name = key
+        return node
+
+    kind: NodeKind[Any, Any] = NodeKind(
+        key=lambda n: function_key(n.domain, n.op_type, n.overload),
+        attrs=lambda n: {a.name: a for a in n.attribute if not a.ref_attr_name},
+        make=make,
+        identity=lambda name, source, target: onnx.helper.make_node(
+            "Identity", [source], [target], name=name
+        ),
+    )
+    table = function_table(
+        [
+            Body(
+                function_key(f.domain, f.name, f.overload),
+                list(f.input),
+                list(f.output),
+                {a.name: a for a in f.attribute_proto},
+                list(f.node),
+                [{a.name: a.ref_attr_name for a in n.attribute if a.ref_attr_name} for n in f.node],
+            )
+            for f in model.functions
+        ]
+    )
+    g = model.graph
+    if not any(kind.key(n) in table for n in g.node):
+        return
+    taken = {vi.name for vi in (*g.input, *g.output, *g.value_info)}
+    taken.update(t.name for t in g.initializer)
+    for n in g.node:
+        taken.update(n.input)
+        taken.update(n.output)
+    nodes, _ = expand_calls(list(g.node), table, taken, kind)
+    del g.node[:]
+    g.node.extend(nodes)
+    have = {o.domain for o in model.opset_import}
+    for f in model.functions:
+        for o in f.opset_import:
+            if o.domain not in have:
+                model.opset_import.append(o)
+                have.add(o.domain)
