@@ -317,6 +317,29 @@ def test_conv_weight_from_a_node(tmp_path: Path, source: str, with_kernel_shape:
         assert lay.axes[a].kernel == 3
 
 
+def test_conv_weight_as_a_sparse_initializer(tmp_path: Path) -> None:
+    """A weight stored as a sparse initializer (dense dims [3, 1, 5, 3], two non-zeros) is a
+    constant like any other, and its dims give the kernel: 20x16 input, stride 2 ->
+    (20-5)//2+1 = 8 by (16-3)//2+1 = 7, r 5x3. onnxruntime agrees on the output shape."""
+    import onnxruntime as ort
+
+    vals = numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "w")
+    idx = numpy_helper.from_array(np.array([0, 44], np.int64), "w_idx")
+    sparse = helper.make_sparse_tensor(vals, idx, [3, 1, 5, 3])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 20, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2], name="conv")
+    graph = helper.make_graph([conv], "g", [x], [y], sparse_initializer=[sparse])
+    path = tmp_path / "sparse.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    out = ort.InferenceSession(str(path)).run(None, {"x": np.ones((1, 1, 20, 16), np.float32)})
+    assert out[0].shape == (1, 3, 8, 7)
+    r = analyze(path)
+    lay = r.layer("conv")
+    assert r.verdict.certain and lay.output_shape == (1, 3, 8, 7)
+    assert lay.rf == [5, 3] and lay.jump == [2, 2]
+
+
 def test_conv_coverage_off_centre_unit_with_rf_larger_than_input(tmp_path: Path) -> None:
     # 6 px, k7 pads 3: n = (6+6-7)+1 = 6, r = 7 >= 6, start -3.
     # unit i covers [i-3, i+3]: unit 0 [-3, 3] sees [0, 3] = 4 px (misses 4, 5);

@@ -893,3 +893,18 @@ def test_shape_inference_gets_weights_without_their_values() -> None:
     shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
               for vi in [*out.graph.value_info, *out.graph.output]}
     assert shapes["y"] == [1, 128] and shapes["c"] == [1, 8, 4, 4]
+
+
+def test_sparse_initializers_give_name_dims_and_type() -> None:
+    vals = onnx.numpy_helper.from_array(np.array([1, 2], np.int64), "s")
+    idx = onnx.numpy_helper.from_array(np.array([[0, 1], [2, 3]], np.int64), "s_idx")
+    sparse = onnx.helper.make_sparse_tensor(vals, idx, [4, 5])
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 4, 4])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [], sparse_initializer=[sparse]
+    )
+    data = onnx.helper.make_model(graph).SerializeToString()
+    info = assert_same(data)
+    assert info.graph is not None
+    [sp] = info.graph.sparse_initializer
+    assert (sp.name, sp.dims, sp.data_type) == ("s", (4, 5), onnx.TensorProto.INT64)

@@ -1278,8 +1278,10 @@ def _convert(
         graph_nodes, inlined = inline_functions(model)
     except ModelError as exc:
         raise ModelError(exc.message, path) from None
-    init_names = frozenset([t.name for t in g.initializer])
-    shapes: dict[str, Shape] = {}
+    init_names = frozenset(
+        [t.name for t in g.initializer] + [t.name for t in g.sparse_initializer]
+    )
+    shapes: dict[str, Shape] = {t.name: t.dims for t in g.sparse_initializer}
     pending: dict[str, list[TensorInfo]] = {}
     for t in g.initializer:
         shapes[t.name] = t.dims

@@ -138,6 +138,7 @@ def graph_names(model: ModelInfo) -> set[str]:
     assert g is not None
     taken = {vi.name for vi in (*g.input, *g.output, *g.value_info)}
     taken.update(t.name for t in g.initializer)
+    taken.update(t.name for t in g.sparse_initializer)
     for p in g.node:
         taken.update(p.input)
         taken.update(p.output)

@@ -94,7 +94,7 @@ DTYPES: dict[int, tuple[str, str, int, int]] = {
 # Known fields that are skipped, with their wire type (checked); other field numbers are unknown
 # (newer onnx) and skipped whatever their wire type.
 _MODEL_SKIP = {4: LEN, 5: VARINT, 6: LEN, 14: LEN, 20: LEN, 26: LEN}
-_GRAPH_SKIP = {10: LEN, 14: LEN, 15: LEN, 16: LEN}
+_GRAPH_SKIP = {10: LEN, 14: LEN, 16: LEN}
 #: AttributeProto and TensorProto: every known field, and the wire types that are not LEN (a
 #: repeated scalar may also be packed, as LEN).
 _ATTR_FIELDS = frozenset({*range(1, 12), 13, 14, 15, 20, 21, 22, 23})
@@ -226,6 +226,17 @@ class GraphInfo:
     input: list[ValueInfo] = field(default_factory=list)
     output: list[ValueInfo] = field(default_factory=list)
     value_info: list[ValueInfo] = field(default_factory=list)
+    #: ``sparse_initializer``: constants too (their values are never read)
+    sparse_initializer: list[SparseInfo] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SparseInfo:
+    """A ``SparseTensorProto``: the name and element type of its ``values``, and its dense dims."""
+
+    name: str = ""
+    dims: tuple[int, ...] = ()
+    data_type: int = 0
 
 
 @dataclass(slots=True)
@@ -344,7 +355,7 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
             num, wire = k >> 3, k & 7
         else:
             num, wire, pos = key(buf, pos, end)
-        if num in (1, 2, 5, 11, 12, 13):
+        if num in (1, 2, 5, 11, 12, 13, 15):
             if wire != LEN:
                 expect(num, wire, LEN, "GraphProto", pos)
             # nodes and initializers are mostly 128 bytes to 16 kB long: 2-byte lengths
@@ -368,6 +379,8 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
                 g.output.append(_value_info(buf, a, pos))
             elif num == 13:
                 g.value_info.append(_value_info(buf, a, pos))
+            elif num == 15:
+                g.sparse_initializer.append(_sparse(buf, a, pos))
             else:
                 g.name = _text(buf, a, pos)
         else:
@@ -616,6 +629,32 @@ def _tensor(
             if shared is not None and len(tup) <= SHARED_TUPLE_LEN
             else tup
         )
+
+
+def _sparse(buf: bytes, pos: int, end: int) -> SparseInfo:
+    sp = SparseInfo()
+    dims: list[int] = []
+    while pos < end:
+        num, wire, pos = key(buf, pos, end)
+        if num == 1:
+            expect(num, wire, LEN, "SparseTensorProto", pos)
+            a, pos = length(buf, pos, end)
+            values = TensorInfo(buf)
+            _tensor(buf, a, pos, values)
+            sp.name, sp.data_type = values.name, values.data_type
+        elif num == 3 and wire == LEN:
+            a, pos = length(buf, pos, end)
+            dims.extend(int64(v) for v in packed_varints(buf, a, pos))
+        elif num == 3:
+            expect(num, wire, VARINT, "SparseTensorProto", pos)
+            v, pos = varint(buf, pos, end)
+            dims.append(int64(v))
+        else:
+            if num == 2:
+                expect(num, wire, LEN, "SparseTensorProto", pos)
+            pos = skip(buf, pos, end, wire)
+    sp.dims = tuple(dims)
+    return sp
 
 
 #: FunctionProto fields other than the ones read, with their wire types

@@ -495,6 +495,7 @@ def _inline_functions(model: Any) -> None:
         return
     taken = {vi.name for vi in (*g.input, *g.output, *g.value_info)}
     taken.update(t.name for t in g.initializer)
+    taken.update(t.values.name for t in g.sparse_initializer)
     for n in g.node:
         taken.update(n.input)
         taken.update(n.output)
