@@ -23,7 +23,6 @@ from typing import Any
 from ..errors import ModelError, UsageError
 from ..ir import Graph, ModelInput, Node, Padding, Shape, format_shape, shape_hint
 from . import given_shape
-from .onnx_functions import inline_functions
 from .onnx_wire import (
     FLOAT,
     INT32,
@@ -1274,10 +1273,14 @@ def _convert(
     g = model.graph
     assert g is not None  # parse_model checked it
     opset = next((v for d, v in model.opset_import if d in ("", "ai.onnx")), 1)
-    try:
-        graph_nodes, inlined = inline_functions(model)
-    except ModelError as exc:
-        raise ModelError(exc.message, path) from None
+    graph_nodes, inlined = g.node, None
+    if model.functions:
+        from .onnx_functions import inline_functions  # (most models have none: not imported)
+
+        try:
+            graph_nodes, inlined = inline_functions(model)
+        except ModelError as exc:
+            raise ModelError(exc.message, path) from None
     init_names = frozenset(
         [t.name for t in g.initializer] + [t.name for t in g.sparse_initializer]
     )
