@@ -59,13 +59,18 @@ def _known_elem_types(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
-    """A copy of ``model`` whose graph outputs are exactly ``names`` (types kept, no shapes)."""
+    """A copy of ``model`` whose graph outputs are exactly ``names`` (types kept, no shapes; an
+    output whose type ONNX cannot infer, such as a contrib op's, is left untyped for onnxruntime
+    to infer)."""
     out = copy.deepcopy(model)
     types = _known_elem_types(model)
     del out.graph.output[:]
     for name in names:
-        elem = types.get(name, onnx.TensorProto.FLOAT)
-        out.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+        elem = types.get(name)
+        if elem is None:
+            out.graph.output.append(onnx.ValueInfoProto(name=name))
+        else:
+            out.graph.output.append(helper.make_tensor_value_info(name, elem, None))
     return out
 
 

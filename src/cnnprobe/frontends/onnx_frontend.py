@@ -157,7 +157,24 @@ def _weight_shape(ctx: Ctx, name: str | None) -> Shape | None:
     return shp
 
 
-@converts("Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "com.microsoft.FusedConv")
+def _channels_last(attrs: dict[str, Any], channel_axis: bool) -> dict[str, Any]:
+    """Window attributes of an onnxruntime NHWC variant (``channels_last``): the spatial axes
+    right after the batch, channels last."""
+    nsp = len(attrs["spatial_axes"])
+    attrs["spatial_axes"] = tuple(range(1, 1 + nsp))
+    if channel_axis:
+        attrs["channel_axis"] = 1 + nsp
+    return attrs
+
+
+@converts(
+    "Conv",
+    "ConvInteger",
+    "QLinearConv",
+    "ConvTranspose",
+    "com.microsoft.FusedConv",
+    "com.microsoft.QLinearConv",
+)
 def conv(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     w_index = 3 if p.op_type == "QLinearConv" else 1
     w = _arg(p, w_index)
@@ -180,6 +197,8 @@ def conv(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
         out_ch = wshape[0] if wshape else None
     attrs = _window_attrs(a, [int(k or 0) for k in kernel])
     attrs.update(channel_axis=1, out_channels=out_ch, groups=group)
+    if a.get("channels_last"):
+        _channels_last(attrs, True)
     params = [x for k, x in enumerate(p.input) if k != 0]
     if transposed:
         nsp = len(kernel)
@@ -193,19 +212,46 @@ def conv(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "window", [p.input[0]], params, **attrs)
 
 
-@converts("MaxPool", "AveragePool", "LpPool", "QLinearAveragePool")
+@converts(
+    "MaxPool",
+    "AveragePool",
+    "LpPool",
+    "com.microsoft.QLinearAveragePool",
+    "com.microsoft.NhwcMaxPool",
+)
 def pool(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     kernel = a.get("kernel_shape")
     if kernel is None:
         raise ModelError(f"node {name!r}: {p.op_type} without kernel_shape")
     attrs = _window_attrs(a, kernel)
     attrs.update(channel_axis=None, kind=p.op_type)
+    if a.get("channels_last") or p.op_type == "NhwcMaxPool":
+        _channels_last(attrs, False)
     return _node(p, name, "pool", [p.input[0]], list(p.input[1:]), **attrs)
 
 
-@converts("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "QLinearGlobalAveragePool")
+@converts(
+    "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "com.microsoft.QLinearGlobalAveragePool"
+)
 def global_pool(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
-    return _node(p, name, "reduce", [p.input[0]], list(p.input[1:]), axes_from=2, keepdims=True)
+    if a.get("channels_last"):  # N, spatial..., C
+        span = {"axes_from": 1, "axes_to": -1}
+    else:
+        span = {"axes_from": 2}
+    return _node(p, name, "reduce", [p.input[0]], list(p.input[1:]), keepdims=True, **span)
+
+
+@converts("com.microsoft.QLinearReduceMean")
+def qlinear_reduce_mean(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+    return _node(
+        p,
+        name,
+        "reduce",
+        [p.input[0]],
+        list(p.input[1:]),
+        axes=tuple(a["axes"]),
+        keepdims=bool(a.get("keepdims", 1)),
+    )
 
 
 @converts("Pad")
@@ -334,11 +380,13 @@ def reduce(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "reduce", [p.input[0]], list(p.input[1:]), axes=axes, keepdims=keep)
 
 
-@converts("Softmax", "LogSoftmax", "Hardmax")
+@converts("Softmax", "LogSoftmax", "Hardmax", "com.microsoft.QLinearSoftmax")
 def softmax(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
-    if ctx.opset < 13:  # coerced to 2-D: mixes every axis from `axis` on
-        return _node(p, name, "mix", [p.input[0]], axes_from=int(a.get("axis", 1)))
-    return _node(p, name, "mix", [p.input[0]], axes=(int(a.get("axis", -1)),))
+    params = list(p.input[1:])  # QLinearSoftmax: scales and zero points
+    # QLinearSoftmax says in its `opset` attribute which Softmax it follows
+    if int(a.get("opset", ctx.opset)) < 13:  # coerced to 2-D: mixes every axis from `axis` on
+        return _node(p, name, "mix", [p.input[0]], params, axes_from=int(a.get("axis", 1)))
+    return _node(p, name, "mix", [p.input[0]], params, axes=(int(a.get("axis", -1)),))
 
 
 @converts(
@@ -372,24 +420,31 @@ def norm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "mix", data, params, axes_from=first)
 
 
-@converts("Gemm")
+@converts("Gemm", "com.microsoft.QGemm")
 def gemm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     tb = bool(a.get("transB", 0))
-    bshape = ctx.shape(p.input[1])
+    ib = 3 if p.op_type == "QGemm" else 1  # QGemm: A, its scale and zero point, then B
+    bshape = ctx.shape(p.input[ib])
     units = None if bshape is None or len(bshape) != 2 else bshape[0 if tb else 1]
     return _node(
         p,
         name,
         "gemm",
-        [p.input[0], p.input[1]],
-        list(p.input[2:]),
+        [p.input[0], p.input[ib]],
+        [x for k, x in enumerate(p.input) if k not in (0, ib)],
         trans_a=bool(a.get("transA", 0)),
         trans_b=tb,
         units=units,
     )
 
 
-@converts("MatMul", "MatMulInteger", "QLinearMatMul")
+@converts(
+    "MatMul",
+    "MatMulInteger",
+    "QLinearMatMul",
+    "com.microsoft.MatMulIntegerToFloat",
+    "com.microsoft.DynamicQuantizeMatMul",
+)
 def matmul(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     ia, ib = (0, 3) if p.op_type == "QLinearMatMul" else (0, 1)
     others = [x for k, x in enumerate(p.input) if k not in (ia, ib)]
@@ -444,7 +499,7 @@ def squeeze(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, op, [p.input[0]], list(p.input[1:]), axes=axes)
 
 
-@converts("Concat", "QLinearConcat")
+@converts("Concat", "com.microsoft.QLinearConcat")
 def concat(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     data = list(p.input) if p.op_type == "Concat" else list(p.input[2::3])
     return _node(p, name, "concat", data, axis=int(a["axis"]))
@@ -529,8 +584,8 @@ ELEMENTWISE = (
     "BitwiseAnd",
     "BitwiseOr",
     "BitwiseXor",
-    "QLinearAdd",
-    "QLinearMul",
+    "com.microsoft.QLinearAdd",
+    "com.microsoft.QLinearMul",
     # pointwise
     "Relu",
     "LeakyRelu",
@@ -546,7 +601,7 @@ ELEMENTWISE = (
     "Swish",
     "Mish",
     "Gelu",
-    "FastGelu",
+    "com.microsoft.FastGelu",
     "Erf",
     "Exp",
     "Log",
@@ -609,7 +664,13 @@ def elementwise(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "elementwise", list(p.input))
 
 
-@converts("BatchNormalization", "Dropout", "com.microsoft.BiasAdd")
+@converts(
+    "BatchNormalization",
+    "Dropout",
+    "com.microsoft.BiasAdd",
+    "com.microsoft.QLinearSigmoid",
+    "com.microsoft.QLinearLeakyRelu",
+)
 def first_input_pointwise(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if p.op_type == "BatchNormalization" and a.get("training_mode", 0):
         return _node(p, name, "mix", [p.input[0]], list(p.input[1:]), axes=(0, 2, 3))

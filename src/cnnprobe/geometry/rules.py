@@ -209,9 +209,12 @@ def _need(x: Dim, what: str) -> int:
 
 
 def _axes_attr(node: Node, rank: int) -> list[int]:
-    """``axes`` of a reduce/mix node, or every axis from ``axes_from`` on."""
+    """``axes`` of a reduce/mix node, or every axis from ``axes_from`` on (up to, not
+    including, ``axes_to`` if given)."""
     if "axes_from" in node.attrs:
-        return list(range(_norm_axis(node.attrs["axes_from"], rank), rank))
+        to = node.attrs.get("axes_to")
+        stop = rank if to is None else _norm_axis(to, rank)
+        return list(range(_norm_axis(node.attrs["axes_from"], rank), stop))
     axes = node.attrs.get("axes")
     if axes is None:
         raise GeometryError("the axes are computed at run time")

@@ -1,0 +1,144 @@
+"""Models quantized by onnxruntime's own tools, as deployed: the QOperator format (``QLinearConv``
+and the ``com.microsoft`` ``QLinearAdd``, ``QLinearMul``, ``QLinearSigmoid``, ``QLinearConcat``,
+``QLinearGlobalAveragePool``, ``QGemm``), and the same saved after onnxruntime's full graph
+optimisation, which moves convolutions and pools to channels-last ``com.microsoft`` variants
+(``QLinearConv`` with ``channels_last``, ``NhwcMaxPool``) between ``Transpose`` nodes.
+
+The samples are quantized here, from the committed float samples, by
+``onnxruntime.quantization.quantize_static`` (a test dependency). Every unit of every spatial
+layer must read exactly the input pixels onnxruntime shows it depends on, and the verdict must be
+the float model's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from cnnprobe import analyze
+from oracle import measure_intervals
+from paths import SAMPLES
+
+FLOAT_MODELS = ["torch_se_net.onnx", "residual_net.onnx", "torch_unet.onnx"]
+
+
+def _quantize(src: Path, dst: Path) -> Path:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    model = onnx.load(str(src))
+    inp = model.graph.input[0]
+    shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            self.n += 1
+            if self.n > 4:
+                return None
+            rng = np.random.default_rng(self.n)
+            return {inp.name: rng.standard_normal(shape).astype(np.float32)}
+
+    quantize_static(
+        str(src),
+        str(dst),
+        Reader(),
+        quant_format=QuantFormat.QOperator,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QUInt8,
+    )
+    return dst
+
+
+def _optimized(src: Path, dst: Path) -> Path:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(dst)
+    so.log_severity_level = 3
+    ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("quantized")
+    out = {}
+    for name in FLOAT_MODELS:
+        q = _quantize(SAMPLES / name, d / f"q_{name}")
+        out[f"q_{name}"] = q
+        out[f"qo_{name}"] = _optimized(q, d / f"qo_{name}")
+    return out
+
+
+def _ops(path: Path) -> set[tuple[str, str]]:
+    return {(n.domain, n.op_type) for n in onnx.load(str(path)).graph.node}
+
+
+def test_the_samples_use_the_operators_they_are_meant_to(quantized: dict[str, Path]) -> None:
+    ops = set().union(*(_ops(p) for k, p in quantized.items() if k.startswith("q_")))
+    ms = "com.microsoft"
+    assert {("", "QLinearConv"), (ms, "QLinearAdd"), (ms, "QLinearMul"), (ms, "QLinearSigmoid"),
+            (ms, "QLinearConcat"), (ms, "QLinearGlobalAveragePool"), (ms, "QGemm")} <= ops
+    optimized = set().union(*(_ops(p) for k, p in quantized.items() if k.startswith("qo_")))
+    assert {(ms, "QLinearConv"), (ms, "NhwcMaxPool")} <= optimized
+    channels_last = [
+        n for k, p in quantized.items() if k.startswith("qo_")
+        for n in onnx.load(str(p)).graph.node
+        if n.op_type == "QLinearConv" and any(a.name == "channels_last" and a.i
+                                              for a in n.attribute)
+    ]
+    assert channels_last
+
+
+@pytest.mark.parametrize("prefix", ["q_", "qo_"])
+@pytest.mark.parametrize("name", FLOAT_MODELS)
+def test_verdict_is_the_float_models(quantized: dict[str, Path], prefix: str, name: str) -> None:
+    q = analyze(quantized[prefix + name])
+    f = analyze(SAMPLES / name)
+    assert q.verdict.certain, [d.message for d in q.diagnostics]
+    a, b = q.verdict, f.verdict
+    assert (a.rf, a.jump, a.start, a.total_stride, a.sees_full_input) == (
+        b.rf, b.jump, b.start, b.total_stride, b.sees_full_input
+    )
+    assert (a.first_full_coverage_layer is None) == (b.first_full_coverage_layer is None)
+
+
+@pytest.mark.parametrize("prefix", ["q_", "qo_"])
+@pytest.mark.parametrize("name", FLOAT_MODELS)
+def test_intervals_match_onnxruntime(quantized: dict[str, Path], prefix: str, name: str) -> None:
+    path = quantized[prefix + name]
+    result = analyze(path)
+    rank = len(result.model.input.shape)
+    n_axes = len(result.model.input.spatial_size)
+    model = onnx.load(str(path))
+    shape = tuple(1 if d is None else d for d in result.model.input.shape)
+    checked = 0
+    for dims, layout in (((2, 3), "NC"), ((1, 2), "NXC")):
+        local = [
+            lay for lay in result.layers
+            if lay.is_spatial and not lay.is_global and len(lay.output_shape) == rank
+            and tuple(lay.spatial_dims) == dims
+        ]
+        if not local:
+            continue
+        measured = measure_intervals(
+            model, result.model.input.name, [lay.output for lay in local],
+            spatial_axes_in=result.model.input.spatial_axes, layout=layout, input_shape=shape,
+        )
+        for lay in local:
+            for a in range(n_axes):
+                units = measured[lay.output][a]
+                assert len(units) == lay.axes[a].size, lay.name
+                mine = [lay.real_interval(a, k) for k in range(len(units))]
+                assert mine == units, f"{lay.name} axis {a}"
+                checked += 1
+    assert checked >= 4
