@@ -295,6 +295,15 @@ def _past(pos: int, n: int, end: int) -> WireError:
     return WireError(f"length {n} at byte {pos} runs past the end of its message ({end})")
 
 
+def _skip_unread(
+    buf: bytes, pos: int, end: int, num: int, wire: int, known: dict[int, int], message: str
+) -> int:
+    """Skip a field the reader does not read, after checking the wire type of a known one."""
+    if num in known:
+        expect(num, wire, known[num], message, pos)
+    return skip(buf, pos, end, wire)
+
+
 def _model(buf: bytes) -> ModelInfo:
     m = ModelInfo()
     pos, end = 0, len(buf)
@@ -320,9 +329,7 @@ def _model(buf: bytes) -> ModelInfo:
             else:
                 m.producer_version = _text(buf, a, pos)
         else:
-            if num in _MODEL_SKIP:
-                expect(num, wire, _MODEL_SKIP[num], "ModelProto", pos)
-            pos = skip(buf, pos, end, wire)
+            pos = _skip_unread(buf, pos, end, num, wire, _MODEL_SKIP, "ModelProto")
     return m
 
 
@@ -384,9 +391,7 @@ def _graph(buf: bytes, pos: int, end: int, g: GraphInfo) -> None:
             else:
                 g.name = _text(buf, a, pos)
         else:
-            if num in _GRAPH_SKIP:
-                expect(num, wire, _GRAPH_SKIP[num], "GraphProto", pos)
-            pos = skip(buf, pos, end, wire)
+            pos = _skip_unread(buf, pos, end, num, wire, _GRAPH_SKIP, "GraphProto")
 
 
 def _node(
@@ -694,9 +699,7 @@ def _function(buf: bytes, pos: int, end: int) -> FunctionInfo:
             else:
                 f.overload = _text(buf, a, pos)
         else:
-            if num in _FUNCTION_SKIP:
-                expect(num, wire, _FUNCTION_SKIP[num], "FunctionProto", pos)
-            pos = skip(buf, pos, end, wire)
+            pos = _skip_unread(buf, pos, end, num, wire, _FUNCTION_SKIP, "FunctionProto")
     f.input, f.output, f.attribute = tuple(inputs), tuple(outputs), tuple(attributes)
     return f
 
