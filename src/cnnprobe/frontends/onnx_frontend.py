@@ -17,7 +17,7 @@ import os
 import struct
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelError, UsageError
@@ -82,7 +82,9 @@ class Ctx:
         return self.shapes.get(name)
 
 
-Converter = Callable[[NodeInfo, dict[str, Any], Ctx, str], Node]
+#: A converter returns one IR node, or several for an op that fuses two (their inner tensors are
+#: named after the node's output)
+Converter = Callable[[NodeInfo, dict[str, Any], Ctx, str], "Node | list[Node]"]
 CONVERTERS: dict[str, Converter] = {}
 
 
@@ -212,12 +214,69 @@ def conv(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "window", [p.input[0]], params, **attrs)
 
 
+# onnxruntime's NCHWc ops (files saved after its full graph optimisation on x86): 4-D tensors whose
+# channels are padded to the CPU's block size; the geometry is that of the plain ops.
+
+
+@converts("com.microsoft.nchwc.Conv")
+def nchwc_conv(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node | list[Node]:
+    """A Conv, then (fused) the addition of its optional 4th input ``Sum`` and an activation."""
+    total = _arg(p, 3)
+    node = conv(replace(p, input=p.input[:3]), a, ctx, name)
+    assert isinstance(node, Node)
+    if total is None:
+        return node
+    inner = f"{p.output[0]}#conv"
+    return [
+        replace(node, name=f"{name}/conv", outputs=(inner,)),
+        _node(p, name, "elementwise", [inner, total]),
+    ]
+
+
+@converts("com.microsoft.nchwc.ReorderInput", "com.microsoft.nchwc.ReorderOutput")
+def nchwc_reorder(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node | list[Node]:
+    """Into the blocked layout from NCHW (the channels padded) or NHWC (``channels_last``), and
+    back out (to ``channels`` channels)."""
+    last = bool(a.get("channels_last", 0))
+    if p.op_type == "ReorderInput":
+        if last:
+            return _node(p, name, "transpose", [p.input[0]], perm=(0, 3, 1, 2))
+        return _node(p, name, "elementwise", [p.input[0]])
+    channels = int(a["channels"])
+    if not last:
+        return _node(p, name, "slice", [p.input[0]], slices=((1, 0, channels, 1),))
+    inner = f"{p.output[0]}#nhwc"
+    move = _node(p, f"{name}/transpose", "transpose", [p.input[0]], perm=(0, 2, 3, 1))
+    return [
+        replace(move, outputs=(inner,)),
+        _node(p, name, "slice", [inner], slices=((3, 0, channels, 1),)),
+    ]
+
+
+@converts("com.microsoft.nchwc.Upsample")
+def nchwc_upsample(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+    return _node(
+        p,
+        name,
+        "resize",
+        [p.input[0]],
+        scales=tuple(float(x) for x in a["scales"]),
+        sizes=None,
+        axes=None,
+        mode=str(a.get("mode", "nearest")).lower(),
+        coord_mode=str(a.get("coordinate_transformation_mode", "asymmetric")),
+        nearest_mode="floor",
+    )
+
+
 @converts(
     "MaxPool",
     "AveragePool",
     "LpPool",
     "com.microsoft.QLinearAveragePool",
     "com.microsoft.NhwcMaxPool",
+    "com.microsoft.nchwc.MaxPool",
+    "com.microsoft.nchwc.AveragePool",
 )
 def pool(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     kernel = a.get("kernel_shape")
@@ -231,7 +290,12 @@ def pool(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 
 
 @converts(
-    "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "com.microsoft.QLinearGlobalAveragePool"
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "GlobalLpPool",
+    "com.microsoft.QLinearGlobalAveragePool",
+    "com.microsoft.nchwc.GlobalAveragePool",
+    "com.microsoft.nchwc.GlobalMaxPool",
 )
 def global_pool(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if a.get("channels_last"):  # N, spatial..., C
@@ -1412,14 +1476,15 @@ def _convert(
             nodes.append(_node(p, name, "unknown", list(p.input)))
             continue
         try:
-            node = conv_fn(p, a, ctx, name)
+            made = conv_fn(p, a, ctx, name)
         except ModelError as exc:
             raise ModelError(exc.message, path) from exc
         except (KeyError, IndexError, ValueError, TypeError, OverflowError) as exc:
             raise ModelError(f"node {name!r} ({p.op_type}): malformed ({exc})", path) from exc
-        if not inferred and _operand_unknown(node, shapes):
-            raise NeedsInference(node.outputs[0])
-        nodes.append(node)
+        for node in made if isinstance(made, list) else (made,):
+            if not inferred and _operand_unknown(node, shapes):
+                raise NeedsInference(node.outputs[0])
+            nodes.append(node)
     others = tuple(vi.name for vi in real_inputs if vi.name != image.name)
     meta = {
         "ir_version": str(model.ir_version),
@@ -1507,6 +1572,10 @@ def _transposed_first(nodes: list[NodeInfo], name: str, rank: int) -> bool:
                     continue
                 if p.op_type == "Transpose":
                     if _int_list(p.attrs.get("perm")) != nhwc_perm:
+                        return False
+                    found = True
+                elif p.op_type == "ReorderInput" and p.domain == "com.microsoft.nchwc":
+                    if not p.attrs.get("channels_last"):  # (onnxruntime's fused Transpose)
                         return False
                     found = True
                 elif p.op_type in LAYOUT_NEUTRAL and p.input and p.input[0] == tensor:

@@ -1,13 +1,19 @@
-"""Models quantized by onnxruntime's own tools, as deployed: the QOperator format (``QLinearConv``
-and the ``com.microsoft`` ``QLinearAdd``, ``QLinearMul``, ``QLinearSigmoid``, ``QLinearConcat``,
-``QLinearGlobalAveragePool``, ``QGemm``), and the same saved after onnxruntime's full graph
-optimisation, which moves convolutions and pools to channels-last ``com.microsoft`` variants
-(``QLinearConv`` with ``channels_last``, ``NhwcMaxPool``) between ``Transpose`` nodes.
+"""Files written by onnxruntime's own tools, as deployed:
 
-The samples are quantized here, from the committed float samples, by
-``onnxruntime.quantization.quantize_static`` (a test dependency). Every unit of every spatial
-layer must read exactly the input pixels onnxruntime shows it depends on, and the verdict must be
-the float model's."""
+- ``q_``: quantized by ``onnxruntime.quantization.quantize_static`` in the QOperator format
+  (``QLinearConv`` and the ``com.microsoft`` ``QLinearAdd``, ``QLinearMul``, ``QLinearSigmoid``,
+  ``QLinearConcat``, ``QLinearGlobalAveragePool``, ``QGemm``);
+- ``qo_``: those saved after onnxruntime's full graph optimisation, which moves quantized
+  convolutions and pools to channels-last ``com.microsoft`` variants (``QLinearConv`` with
+  ``channels_last``, ``NhwcMaxPool``) between ``Transpose`` nodes;
+- ``fo_``: the float samples saved after the same optimisation, in onnxruntime's blocked NCHWc
+  layout (``com.microsoft.nchwc`` ``Conv`` with a fused residual ``Sum`` and activation,
+  ``MaxPool``, ``GlobalAveragePool``, ``Upsample``, ``ReorderInput``/``ReorderOutput``).
+
+They are made here from the committed float samples (onnxruntime is a test dependency). Every
+unit of every spatial layer must read exactly the input pixels onnxruntime shows it depends on,
+every output shape must be the one onnxruntime computes, and the verdict must be the float
+model's."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import onnxruntime as ort
 import pytest
 
 from cnnprobe import analyze
+from cnnprobe.results import AnalysisResult
 from oracle import measure_intervals
 from paths import SAMPLES
 
@@ -76,7 +83,12 @@ def quantized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         q = _quantize(SAMPLES / name, d / f"q_{name}")
         out[f"q_{name}"] = q
         out[f"qo_{name}"] = _optimized(q, d / f"qo_{name}")
+        out[f"fo_{name}"] = _optimized(SAMPLES / name, d / f"fo_{name}")
     return out
+
+
+PREFIXES = ["q_", "qo_", "fo_"]
+NCHWC = "com.microsoft.nchwc"
 
 
 def _ops(path: Path) -> set[tuple[str, str]]:
@@ -97,9 +109,19 @@ def test_the_samples_use_the_operators_they_are_meant_to(quantized: dict[str, Pa
                                               for a in n.attribute)
     ]
     assert channels_last
+    blocked = set().union(*(_ops(p) for k, p in quantized.items() if k.startswith("fo_")))
+    nchwc = "com.microsoft.nchwc"
+    assert {(nchwc, op) for op in ("Conv", "MaxPool", "GlobalAveragePool", "Upsample",
+                                   "ReorderInput", "ReorderOutput")} <= blocked
+    fused_sum = [
+        n for k, p in quantized.items() if k.startswith("fo_")
+        for n in onnx.load(str(p)).graph.node
+        if n.domain == nchwc and n.op_type == "Conv" and len(n.input) > 3
+    ]
+    assert fused_sum
 
 
-@pytest.mark.parametrize("prefix", ["q_", "qo_"])
+@pytest.mark.parametrize("prefix", PREFIXES)
 @pytest.mark.parametrize("name", FLOAT_MODELS)
 def test_verdict_is_the_float_models(quantized: dict[str, Path], prefix: str, name: str) -> None:
     q = analyze(quantized[prefix + name])
@@ -112,7 +134,30 @@ def test_verdict_is_the_float_models(quantized: dict[str, Path], prefix: str, na
     assert (a.first_full_coverage_layer is None) == (b.first_full_coverage_layer is None)
 
 
-@pytest.mark.parametrize("prefix", ["q_", "qo_"])
+def _plain_copies(model: onnx.ModelProto, result: AnalysisResult) -> dict[str, str]:
+    """onnxruntime hands blocked (NCHWc) tensors out in their blocked memory order, which cannot
+    be read unit by unit. Adds to ``model`` a ``ReorderOutput`` to the plain layout for each
+    (those made by NCHWc ops but ReorderOutput, and by ops reading them, such as a fused
+    activation); returns tensor -> its plain copy."""
+    shapes = {lay.output: lay.output_shape for lay in result.layers}
+    blocked: set[str] = set()
+    for n in model.graph.node:
+        if n.domain == NCHWC:
+            if n.op_type != "ReorderOutput":
+                blocked.update(n.output)
+        elif any(i in blocked for i in n.input):
+            blocked.update(n.output)
+    copies = {}
+    for t in sorted(blocked):
+        if t in shapes and len(shapes[t]) == 4:
+            copies[t] = f"{t}__plain"
+            model.graph.node.append(onnx.helper.make_node(
+                "ReorderOutput", [t], [copies[t]], domain=NCHWC, channels=shapes[t][1]
+            ))
+    return copies
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
 @pytest.mark.parametrize("name", FLOAT_MODELS)
 def test_intervals_match_onnxruntime(quantized: dict[str, Path], prefix: str, name: str) -> None:
     path = quantized[prefix + name]
@@ -121,24 +166,48 @@ def test_intervals_match_onnxruntime(quantized: dict[str, Path], prefix: str, na
     n_axes = len(result.model.input.spatial_size)
     model = onnx.load(str(path))
     shape = tuple(1 if d is None else d for d in result.model.input.shape)
+    produced = {o for n in model.graph.node for o in n.output}
+    readable = _plain_copies(model, result)
     checked = 0
     for dims, layout in (((2, 3), "NC"), ((1, 2), "NXC")):
         local = [
             lay for lay in result.layers
             if lay.is_spatial and not lay.is_global and len(lay.output_shape) == rank
-            and tuple(lay.spatial_dims) == dims
+            and tuple(lay.spatial_dims) == dims and lay.output in produced
         ]
         if not local:
             continue
         measured = measure_intervals(
-            model, result.model.input.name, [lay.output for lay in local],
+            model, result.model.input.name, [readable.get(lay.output, lay.output) for lay in local],
             spatial_axes_in=result.model.input.spatial_axes, layout=layout, input_shape=shape,
         )
         for lay in local:
             for a in range(n_axes):
-                units = measured[lay.output][a]
+                units = measured[readable.get(lay.output, lay.output)][a]
                 assert len(units) == lay.axes[a].size, lay.name
                 mine = [lay.real_interval(a, k) for k in range(len(units))]
                 assert mine == units, f"{lay.name} axis {a}"
                 checked += 1
     assert checked >= 4
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("name", FLOAT_MODELS)
+def test_output_shapes_are_onnxruntimes(quantized: dict[str, Path], prefix: str, name: str) -> None:
+    path = quantized[prefix + name]
+    result = analyze(path)
+    model = onnx.load(str(path))
+    produced = {o for n in model.graph.node for o in n.output}
+    names = [lay.output for lay in result.layers if lay.output in produced]
+    del model.graph.output[:]
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), so)
+    shape = tuple(1 if d is None else d for d in result.model.input.shape)
+    x = np.zeros(shape, np.float32)
+    values = dict(zip(names, session.run(names, {result.model.input.name: x})))
+    assert len(values) >= 8
+    for lay in result.layers:
+        if lay.output in values:
+            assert tuple(lay.output_shape) == values[lay.output].shape, lay.name
