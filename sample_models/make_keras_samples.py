@@ -5,7 +5,7 @@ never imports Keras. Run it in a separate environment::
 
     python3 -m venv /tmp/kvenv
     /tmp/kvenv/bin/pip install torch keras h5py onnx onnxruntime onnxscript
-    KERAS_BACKEND=torch /tmp/kvenv/bin/python sample_models/make_keras_samples.py
+    KERAS_BACKEND=torch /tmp/kvenv/bin/python sample_models/make_keras_samples.py [NAME ...]
 
 With ``--tf-keras`` it instead writes Keras 2 files with tf_keras (``pip install tensorflow-cpu
 tf-keras``; run with ``TF_USE_LEGACY_KERAS=1``): ``tf_keras_nested.h5``, ``tf_keras_nested.keras``
@@ -145,6 +145,18 @@ def decoder_net() -> keras.Model:
     return keras.Model(inp, out, name="decoder_net")
 
 
+def video_net() -> keras.Model:
+    """A clip of 6 frames of 20×20: per-frame convs and pooling (TimeDistributed), a temporal
+    conv across frames (Conv3D 3×1×1), then another per-frame conv: the last layer's units see
+    3 frames × 13×13 pixels."""
+    inp = keras.Input((6, 20, 20, 3), name="clip")
+    x = layers.TimeDistributed(layers.Conv2D(4, 3, strides=2), name="frame_conv")(inp)
+    x = layers.TimeDistributed(layers.MaxPooling2D(2), name="frame_pool")(x)
+    x = layers.Conv3D(4, (3, 1, 1), name="temporal")(x)
+    x = layers.TimeDistributed(layers.Conv2D(4, 3, padding="same"), name="frame_conv2")(x)
+    return keras.Model(inp, x, name="video_net")
+
+
 SAMPLES: dict[str, Callable[[], keras.Model]] = {
     "mnist_convnet": mnist_convnet,
     "mnist_pooled": mnist_pooled,
@@ -152,6 +164,7 @@ SAMPLES: dict[str, Callable[[], keras.Model]] = {
     "nested_net": nested_net,
     "se_net": se_net,
     "decoder_net": decoder_net,
+    "video_net": video_net,
 }
 
 
@@ -193,8 +206,9 @@ def main() -> None:
         return
     keras.utils.set_random_seed(SEED)
     warnings.filterwarnings("ignore")
-    for name, make in SAMPLES.items():
-        model = make()
+    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(SAMPLES)
+    for name in names:
+        model = SAMPLES[name]()
         shape = model.inputs[0].shape
         x = np.random.default_rng(SEED).standard_normal((1, *shape[1:])).astype("float32")
         model(x)  # the ONNX export needs a called model

@@ -653,3 +653,58 @@ def test_transpose_pad_rule() -> None:
     assert transpose_pads(3, 2, 1, "same", 1) == (0, 1, 0)
     assert transpose_pads(3, 3, 1, "same", 2) == (0, 0, 0)
     assert transpose_pads(5, 2, 1, "same", 1) == (1, 2, 0)
+
+
+def test_time_distributed_frames_then_pooling_over_time(tmp_path: Path) -> None:
+    """Clips of 8 frames of 12x12x1 (a Keras 2 Sequential config). Per frame: conv 3x3 valid
+    (10x10, r 3), zero padding 1 (12x12, start -1), max pooling 2 (6x6, r 4, jump 2), flatten
+    and dense: each frame's vector sees that whole frame and no other (global over H and W, r 1
+    in time). Then a Conv1D of 3 over the frames (8 -> 6: 3 frames) and a global average over
+    time: every unit then sees every frame."""
+
+    def td(inner_cls: str, **cfg: Any) -> dict[str, Any]:
+        return {
+            "class_name": "TimeDistributed",
+            "config": {"name": f"td_{cfg['name']}",
+                       "layer": {"class_name": inner_cls, "config": cfg}},
+        }
+
+    model = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "s",
+            "layers": [
+                {"class_name": "InputLayer",
+                 "config": {"name": "clip", "batch_input_shape": [None, 8, 12, 12, 1]}},
+                td("Conv2D", name="conv", filters=2, kernel_size=[3, 3], strides=[1, 1],
+                   padding="valid", data_format="channels_last"),
+                td("ZeroPadding2D", name="pad", padding=[[1, 1], [1, 1]],
+                   data_format="channels_last"),
+                td("MaxPooling2D", name="pool", pool_size=[2, 2], strides=None, padding="valid"),
+                td("Flatten", name="flat"),
+                td("Dense", name="dense", units=5),
+                {"class_name": "Conv1D",
+                 "config": {"name": "temporal", "filters": 4, "kernel_size": [3],
+                            "strides": [1], "padding": "valid", "dilation_rate": [1]}},
+                {"class_name": "GlobalAveragePooling1D", "config": {"name": "over_time"}},
+            ],
+        },
+    }
+    r = analyze(save_dir(tmp_path, model))
+    assert r.verdict.certain, [d.message for d in r.diagnostics]
+    conv = r.layer("td_conv")
+    assert conv.output_shape == (None, 8, 10, 10, 2) and conv.rf == [1, 3, 3]
+    assert r.layer("td_pad").output_shape == (None, 8, 12, 12, 2)
+    pool = r.layer("td_pool")
+    assert pool.output_shape == (None, 8, 6, 6, 2)
+    assert pool.rf == [1, 4, 4] and pool.jump == [1, 2, 2] and pool.start == [0, -1, -1]
+    assert r.layer("td_flat").output_shape == (None, 8, 72)
+    dense = r.layer("td_dense")
+    assert dense.output_shape == (None, 8, 5)
+    assert [a.is_global for a in dense.axes] == [False, True, True]
+    assert dense.rf[0] == 1
+    temporal = r.layer("temporal")
+    assert temporal.output_shape == (None, 6, 4) and temporal.rf[0] == 3
+    last = r.layer("over_time")
+    assert last.output_shape == (None, 4) and last.is_global
+    assert r.verdict.first_full_coverage_layer == "over_time"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -193,6 +194,68 @@ def test_decoder_transpose_and_upsampling() -> None:
     assert ups.output_shape == (None, 16, 18, 4) and ups.rf == [5, 5]
     assert r.layer("crop").start == [-1, -4]
     assert r.verdict.certain
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_time_distributed_by_hand(ext: str) -> None:
+    """A 6-frame clip of 20x20 (axes frames x H x W). TimeDistributed(Conv2D 3x3/2): r 1x3x3,
+    jump 1x2x2, 9x9 per frame; TimeDistributed(MaxPooling2D 2): r 3 + 1*2 = 5, jump 4, 4x4;
+    Conv3D (3,1,1) across frames: r 3 frames, 6 -> 4; TimeDistributed(Conv2D 3x3 'same'): r 5 +
+    2*4 = 13, start -1*4 = -4. The per-frame layers never mix frames (r 1 along time)."""
+    r = analyze(SAMPLES / f"keras_video_net.{ext}")
+    assert r.verdict.certain and r.model.input.layout == "NDHWC"
+    fc = r.layer("frame_conv")
+    assert fc.op == "TimeDistributed(Conv2D)" and fc.output_shape == (None, 6, 9, 9, 4)
+    assert fc.rf == [1, 3, 3] and fc.jump == [1, 2, 2]
+    assert [a.kernel for a in fc.axes] == [None, 3, 3]  # the frame conv does not slide in time
+    assert r.layer("frame_pool").rf == [1, 5, 5]
+    last = r.layer("frame_conv2")
+    assert last.output_shape == (None, 4, 4, 4, 4)
+    assert last.rf == [3, 13, 13] and last.jump == [1, 4, 4] and last.start == [0, -4, -4]
+    assert r.verdict.last_spatial_layer == "frame_conv2"
+
+
+def test_time_distributed_units_match_onnxruntime() -> None:
+    """Every unit of the clip model's output reads exactly the frames and pixels onnxruntime
+    shows it depends on, measured on the ONNX twin Keras exported (which unrolls the frames)."""
+    import onnx
+
+    from oracle import measure_intervals
+
+    r = analyze(SAMPLES / "keras_video_net.keras")
+    last = r.layer("frame_conv2")
+    twin = onnx.load(str(SAMPLES / "keras_video_net.onnx"))
+    out = twin.graph.output[0].name
+    measured = measure_intervals(
+        twin, twin.graph.input[0].name, [out], spatial_axes_in=(1, 2, 3), layout="NXC",
+    )[out]
+    for a in range(3):
+        assert [last.real_interval(a, k) for k in range(len(measured[a]))] == measured[a]
+
+
+def test_time_distributed_of_an_unfollowed_layer_is_unknown(tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    src = SAMPLES / "keras_video_net.keras"
+    with zipfile.ZipFile(src) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    cfg = json.loads(files["config.json"])
+    inner = cfg["config"]["layers"][-1]["config"]["layer"]
+    inner["class_name"], inner["module"] = "MyLayer", "my_package.layers"
+    files["config.json"] = json.dumps(cfg).encode()
+    path = tmp_path / "custom.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+    r = analyze(path)
+    assert not r.verdict.certain
+    [d] = [d for d in r.diagnostics if d.code == "unknown-op"]
+    assert d.message.startswith(
+        "operator 'TimeDistributed' is not followed: the wrapped MyLayer is not followed step by "
+        "step (1 node(s): frame_conv2)"
+    )
+    assert r.verdict.last_spatial_layer == "temporal"
 
 
 TF_KERAS = [

@@ -104,7 +104,7 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
     layers: list[LayerResult] = []
     layer_of: list[LayerResult | None] = [None] * p.size
     input_sizes = tuple(n_in[t] for t in spatial)
-    unknown_ops: dict[str, list[str]] = {}
+    unknown_ops: dict[tuple[str, str], list[str]] = {}
     for index, node in enumerate(order):
         ins = [states[n] for n in p.inputs[index]]
         # a parameter no node produced is a constant (weights): it has no state
@@ -138,7 +138,8 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             live_ins = [s for s in ins if s.live]
         if op_node.op == "unknown":
             status = UNKNOWN
-            unknown_ops.setdefault(node.source_op, []).append(node.name)
+            key = (node.source_op, str(node.attrs.get("reason") or ""))
+            unknown_ops.setdefault(key, []).append(node.name)
         elif ins and not ins[0].live and op_node.op not in ANY_INPUT_DATA:
             ctx.give_up(
                 "data-through-parameter",
@@ -221,15 +222,20 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
             layer = _layer(name, node, out_name, st, ctx.axis_ops, lstatus, input_sizes, ins)
             layers.append(layer)
             layer_of[out_ids[k]] = layer
-    for op, names in unknown_ops.items():
+    for (op, reason), names in unknown_ops.items():
+        which = f"{len(names)} node(s): {', '.join(names[:3])}{'...' if len(names) > 3 else ''}"
+        what = (
+            f"operator {op!r} is not followed: {reason} ({which})"
+            if reason
+            else f"operator {op!r} has no geometry rule ({which})"
+        )
         diags.append(
             Diagnostic(
                 "unknown-op",
                 "error",
                 names[0],
-                f"operator {op!r} has no geometry rule ({len(names)} node(s): "
-                f"{', '.join(names[:3])}{'...' if len(names) > 3 else ''}); results that depend on "
-                "it are marked uncertain (declare it with --assume-pointwise if it is pointwise)",
+                f"{what}; results that depend on it are marked uncertain (declare it with "
+                "--assume-pointwise if it is pointwise)",
             )
         )
     return Propagation(p, layers, diags, layer_of)

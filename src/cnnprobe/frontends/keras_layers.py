@@ -8,7 +8,7 @@ config is imported or run. Unknown classes become ``unknown`` nodes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelError
@@ -526,6 +526,87 @@ def flatten(c: LayerCall) -> list[Node]:
             t = c.aux("to_channels_last", "transpose", [x], perm=(0, *range(2, rank), 1))
             return [t, c.node("flatten", [Tensor(t.outputs[0])], axis=1)]
     return [c.node("flatten", [x], axis=1)]
+
+
+@layer("TimeDistributed")
+def time_distributed(c: LayerCall) -> list[Node]:
+    """The wrapped layer applied to every step of axis 1 (time, frames): its nodes see the
+    tensor with batch and time merged, so every axis they name moves up by one. Wrapped layers
+    whose nodes cannot be moved so (custom layers, attention, ...) are not followed."""
+    inner = c.get("layer")
+    if not isinstance(inner, dict) or not isinstance(inner.get("class_name"), str):
+        raise c.fail("'layer' must be a layer config")
+    cls = inner["class_name"]
+    module = inner.get("module")
+    conv = LAYERS.get(cls)
+    if conv is None or cls == "TimeDistributed" or (
+        isinstance(module, str) and module.split(".")[0] not in ("keras", "tf_keras")
+    ):
+        return unknown(c, f"the wrapped {cls} is not followed step by step")
+    cfg = inner.get("config") or {}
+    if not isinstance(cfg, dict):
+        raise c.fail("the wrapped layer's config must be an object")
+    x = c.x()
+    step = Tensor(x.name, None if x.shape is None else (None, *x.shape[2:]))
+    rank = c.rank(x)
+    call = replace(
+        c,
+        cls=cls,
+        module=module if isinstance(module, str) else None,
+        config=cfg,
+        inputs=[step],
+        rank_of=lambda name: None if rank is None or name != x.name else rank - 1,
+    )
+    nodes = []
+    for n in conv(call):
+        moved = _over_time(n)
+        if moved is None:
+            return unknown(c, f"the wrapped {cls} is not followed step by step")
+        nodes.append(replace(moved, source_op=f"TimeDistributed({cls})"))
+    return nodes
+
+
+def _over_time(n: Node) -> Node | None:
+    """Node ``n`` of a wrapped layer, applied to each step of axis 1: its axes moved up by one."""
+    a = dict(n.attrs)
+
+    def up(t: int) -> int:
+        return t + 1 if t >= 0 else t
+
+    if n.op in ("window", "window_transpose", "pool"):
+        a["spatial_axes"] = tuple(up(t) for t in a["spatial_axes"])
+        if a.get("channel_axis") is not None:
+            a["channel_axis"] = up(a["channel_axis"])
+    elif n.op in ("reduce", "mix"):
+        if "axes" not in a:
+            return None
+        a["axes"] = tuple(up(t) for t in a["axes"])
+    elif n.op == "flatten":  # per step: batch and time stay
+        return replace(n, op="reshape", attrs={"target": (0, 0, -1), "allowzero": False})
+    elif n.op == "reshape":
+        target = a.get("target")
+        if target is None or not target or target[0] != 0:
+            return None
+        a["target"] = (0, 0, *target[1:])
+    elif n.op == "pad":
+        pads = a["pads"]
+        a["pads"] = (pads[0], (0, 0), *pads[1:])
+    elif n.op == "slice":
+        a["slices"] = tuple((up(t), *rest) for t, *rest in a["slices"])
+    elif n.op == "resize":
+        if a.get("sizes") is not None:
+            return None
+        scales = a["scales"]
+        a["scales"] = (scales[0], 1.0, *scales[1:])
+    elif n.op == "transpose":
+        perm = a["perm"]
+        a["perm"] = (0, 1, *(t + 1 for t in perm[1:]))
+    elif n.op == "dense":
+        if a.get("axis", -1) >= 0:
+            return None
+    elif n.op != "elementwise":
+        return None
+    return replace(n, attrs=a)
 
 
 @layer("Reshape")

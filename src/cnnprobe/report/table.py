@@ -33,7 +33,10 @@ def _pad(a: AxisGeometry) -> str:
 
 
 def _opt(values: list[object]) -> str:
-    return "-" if all(v is None for v in values) else axes(values)
+    """An op parameter per axis: ``-`` along the axes the op does not slide along."""
+    if all(v is None for v in values):
+        return "-"
+    return "×".join("-" if v is None else str(v) for v in values)
 
 
 def row(layer: LayerResult) -> list[str]:
@@ -50,7 +53,7 @@ def row(layer: LayerResult) -> list[str]:
             "-",
             "-",
             "-",
-            "whole input" if full else _opt([a.effective_rf for a in ax]) + " (global)",
+            "whole input" if full else axes([a.effective_rf for a in ax]) + " (global)",
             "-",
             "-",
             "100%" if full else ("-" if None in cov else axes([percent(c) for c in cov])),
@@ -70,7 +73,7 @@ def row(layer: LayerResult) -> list[str]:
         layer.op,
         shape(layer.output_shape),
         _opt([a.kernel for a in ax]),
-        "-" if all(a.stride is None for a in ax) else axes([frac(a.stride) for a in ax]),
+        _opt([None if a.stride is None else frac(a.stride) for a in ax]),
         _opt([a.dilation for a in ax]),
         "-" if all(_pad(a) == "-" for a in ax) else axes([_pad(a) for a in ax]),
         rf,
