@@ -211,3 +211,55 @@ def test_output_shapes_are_onnxruntimes(quantized: dict[str, Path], prefix: str,
     for lay in result.layers:
         if lay.output in values:
             assert tuple(lay.output_shape) == values[lay.output].shape, lay.name
+
+
+def test_fused_matmul_reads_like_transpose_then_matmul(tmp_path: Path) -> None:
+    """onnxruntime's FusedMatMul with transA (or transB) is a MatMul of the operand with its last
+    two axes swapped: both graphs compute the same (onnxruntime) and analyse the same."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def model(fused: bool, trans_b: bool) -> Path:
+        w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32) * 0.1, "w")
+        shape = numpy_helper.from_array(np.array([1, 2, 36], np.int64), "shape")
+        nodes = [
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node("Reshape", ["c", "shape"], ["r"]),
+        ]
+        if fused:
+            ins = ["r", "r"] if not trans_b else ["rt", "rt"]
+            if trans_b:  # A [1, 36, 2] @ B^T with B [1, 36, 2]
+                nodes.append(helper.make_node("Transpose", ["r"], ["rt"], perm=[0, 2, 1]))
+            nodes.append(helper.make_node(
+                "FusedMatMul", ins, ["m"], domain="com.microsoft",
+                transA=0 if trans_b else 1, transB=1 if trans_b else 0, alpha=1.0,
+            ))
+        else:
+            nodes += [
+                helper.make_node("Transpose", ["r"], ["rt"], perm=[0, 2, 1]),
+                helper.make_node("MatMul", ["rt", "r"], ["m"]),
+            ]
+        nodes.append(helper.make_node("Softmax", ["m"], ["y"], axis=-1))
+        graph = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, shape],
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                     helper.make_opsetid("com.microsoft", 1)])
+        path = tmp_path / f"m_{fused}_{trans_b}.onnx"
+        onnx.save(m, path)
+        return path
+
+    x = np.random.default_rng(0).standard_normal((1, 1, 6, 6)).astype(np.float32)
+    plain = model(False, False)
+    want = ort.InferenceSession(str(plain)).run(None, {"x": x})[0]
+    reference = analyze(plain).layers[-1]
+    for trans_b in (False, True):
+        path = model(True, trans_b)
+        got = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        r = analyze(path)
+        assert r.verdict.certain
+        last = r.layers[-1]
+        assert (last.output_shape, last.axes, last.is_global) == (
+            reference.output_shape, reference.axes, reference.is_global
+        )

@@ -508,11 +508,22 @@ def gemm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     "QLinearMatMul",
     "com.microsoft.MatMulIntegerToFloat",
     "com.microsoft.DynamicQuantizeMatMul",
+    "com.microsoft.FusedMatMul",
 )
 def matmul(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     ia, ib = (0, 3) if p.op_type == "QLinearMatMul" else (0, 1)
     others = [x for k, x in enumerate(p.input) if k not in (ia, ib)]
-    return _node(p, name, "matmul", [p.input[ia], p.input[ib]], others)
+    if a.get("transBatchA") or a.get("transBatchB"):  # FusedMatMul moving batch axes
+        return _node(p, name, "unknown", [p.input[0]], others, reason="transBatchA/transBatchB")
+    return _node(
+        p,
+        name,
+        "matmul",
+        [p.input[ia], p.input[ib]],
+        others,
+        trans_a=bool(a.get("transA", 0)),
+        trans_b=bool(a.get("transB", 0)),
+    )
 
 
 @converts("Einsum")

@@ -604,6 +604,11 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     a, b = ins[0], ins[1]
     if a.rank < 2 or b.rank < 2:
         raise GeometryError("MatMul with a 1-D operand is not supported")
+    # (onnxruntime's FusedMatMul transposes the last two axes of an operand first)
+    if node.attrs.get("trans_a"):
+        a = _swap_last_two(a)
+    if node.attrs.get("trans_b"):
+        b = _swap_last_two(b)
     a = a.make_global([a.rank - 1], keep_window=False)
     b = b.make_global([b.rank - 2], keep_window=False)
     batch = _broadcast_shape([a.shape[:-2], b.shape[:-2]])
@@ -615,6 +620,13 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         shape=b.shape[:-2] + (1,) + b.shape[-1:],
     )
     return [_merge([p for p in (a_part, b_part) if p.live], out_shape, ctx)]
+
+
+def _swap_last_two(x: TensorState) -> TensorState:
+    return x.evolve(
+        layout=x.layout[:-2] + (x.layout[-1], x.layout[-2]),
+        shape=x.shape[:-2] + (x.shape[-1], x.shape[-2]),
+    )
 
 
 @rule("einsum")
