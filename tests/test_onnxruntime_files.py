@@ -30,6 +30,8 @@ from oracle import measure_intervals
 from paths import SAMPLES
 
 FLOAT_MODELS = ["torch_se_net.onnx", "residual_net.onnx", "torch_unet.onnx"]
+#: optimised only (not quantized): attention, whose fused matmuls hide shapes from ONNX inference
+ATTENTION_MODELS = ["torch_attention.onnx"]
 
 
 def _quantize(src: Path, dst: Path) -> Path:
@@ -66,9 +68,13 @@ def _quantize(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _optimized(src: Path, dst: Path) -> Path:
+def _optimized(src: Path, dst: Path, level: str = "all") -> Path:
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if level == "all"
+        else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    )
     so.optimized_model_filepath = str(dst)
     so.log_severity_level = 3
     ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
@@ -84,10 +90,18 @@ def quantized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out[f"q_{name}"] = q
         out[f"qo_{name}"] = _optimized(q, d / f"qo_{name}")
         out[f"fo_{name}"] = _optimized(SAMPLES / name, d / f"fo_{name}")
+    for name in FLOAT_MODELS + ATTENTION_MODELS:
+        out[f"eo_{name}"] = _optimized(SAMPLES / name, d / f"eo_{name}", "extended")
+    for name in ATTENTION_MODELS:
+        out[f"fo_{name}"] = _optimized(SAMPLES / name, d / f"fo_{name}")
     return out
 
 
-PREFIXES = ["q_", "qo_", "fo_"]
+#: every (prefix, float sample) made
+CASES = [
+    *((p, n) for p in ("q_", "qo_", "fo_", "eo_") for n in FLOAT_MODELS),
+    *((p, n) for p in ("fo_", "eo_") for n in ATTENTION_MODELS),
+]
 NCHWC = "com.microsoft.nchwc"
 
 
@@ -121,8 +135,7 @@ def test_the_samples_use_the_operators_they_are_meant_to(quantized: dict[str, Pa
     assert fused_sum
 
 
-@pytest.mark.parametrize("prefix", PREFIXES)
-@pytest.mark.parametrize("name", FLOAT_MODELS)
+@pytest.mark.parametrize("prefix, name", CASES)
 def test_verdict_is_the_float_models(quantized: dict[str, Path], prefix: str, name: str) -> None:
     q = analyze(quantized[prefix + name])
     f = analyze(SAMPLES / name)
@@ -157,8 +170,7 @@ def _plain_copies(model: onnx.ModelProto, result: AnalysisResult) -> dict[str, s
     return copies
 
 
-@pytest.mark.parametrize("prefix", PREFIXES)
-@pytest.mark.parametrize("name", FLOAT_MODELS)
+@pytest.mark.parametrize("prefix, name", CASES)
 def test_intervals_match_onnxruntime(quantized: dict[str, Path], prefix: str, name: str) -> None:
     path = quantized[prefix + name]
     result = analyze(path)
@@ -168,31 +180,44 @@ def test_intervals_match_onnxruntime(quantized: dict[str, Path], prefix: str, na
     shape = tuple(1 if d is None else d for d in result.model.input.shape)
     produced = {o for n in model.graph.node for o in n.output}
     readable = _plain_copies(model, result)
-    checked = 0
+    checked = glob = 0
     for dims, layout in (((2, 3), "NC"), ((1, 2), "NXC")):
-        local = [
+        spatial = [
             lay for lay in result.layers
-            if lay.is_spatial and not lay.is_global and len(lay.output_shape) == rank
+            if lay.is_spatial and len(lay.output_shape) == rank
             and tuple(lay.spatial_dims) == dims and lay.output in produced
         ]
-        if not local:
+        if not spatial:
             continue
         measured = measure_intervals(
-            model, result.model.input.name, [readable.get(lay.output, lay.output) for lay in local],
+            model, result.model.input.name,
+            [readable.get(lay.output, lay.output) for lay in spatial],
             spatial_axes_in=result.model.input.spatial_axes, layout=layout, input_shape=shape,
         )
-        for lay in local:
+        for lay in spatial:
             for a in range(n_axes):
                 units = measured[readable.get(lay.output, lay.output)][a]
                 assert len(units) == lay.axes[a].size, lay.name
+                if lay.is_global:  # every unit depends on every pixel the global op reaches
+                    reach = lay.axes[a].reach
+                    assert reach is not None
+                    assert all(
+                        u is not None and u[0] <= reach[0] and reach[1] <= u[1] for u in units
+                    ), f"{lay.name} axis {a}"
+                    if lay.axes[a].full:
+                        n = result.model.input.spatial_size[a] or 0
+                        assert all(u == (0, n - 1) for u in units), f"{lay.name} axis {a}"
+                    glob += 1
+                    continue
                 mine = [lay.real_interval(a, k) for k in range(len(units))]
                 assert mine == units, f"{lay.name} axis {a}"
                 checked += 1
-    assert checked >= 4
+    assert checked >= 2  # at least one layer's two axes
+    if name in ATTENTION_MODELS:
+        assert glob >= 2
 
 
-@pytest.mark.parametrize("prefix", PREFIXES)
-@pytest.mark.parametrize("name", FLOAT_MODELS)
+@pytest.mark.parametrize("prefix, name", CASES)
 def test_output_shapes_are_onnxruntimes(quantized: dict[str, Path], prefix: str, name: str) -> None:
     path = quantized[prefix + name]
     result = analyze(path)

@@ -15,7 +15,7 @@ from .analysis.verdict import make_verdict
 from .errors import UsageError
 from .frontends import load_graph
 from .ir import Graph
-from .results import AnalysisResult, InputInfo, ModelInfo
+from .results import OK, AnalysisResult, InputInfo, ModelInfo
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -79,8 +79,41 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
+#: At most this many rebuilds of a graph with shapes the analysis computed
+REFINE_ROUNDS = 4
+
+
+def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:
+    """``graph`` rebuilt by its frontend with the shapes the analysis computes, while that settles
+    operands the frontend could not work out from the file (``Graph.unresolved``): a reshape
+    target computed from the shape of a tensor that only the analysis knows. Only shapes of
+    layers whose figures are exact are handed over."""
+    pointwise = tuple(assume_pointwise)
+    before = len(graph.unresolved)
+    for _ in range(REFINE_ROUNDS):
+        if graph.refine is None or not graph.unresolved:
+            break
+        prop = propagate(graph, pointwise)
+        known = {
+            lay.output: lay.output_shape
+            for lay in prop.layers
+            if lay.status == OK and all(d is not None for d in lay.output_shape)
+        }
+        better = graph.refine(known)
+        if len(better.unresolved) >= len(graph.unresolved):
+            break  # no progress
+        graph = better
+        settled = before - len(graph.unresolved)
+        graph.meta["refined"] = (
+            f"{settled} operand(s) settled with shapes computed by the analysis (the file's "
+            "shape inference could not)"
+        )
+    return graph
+
+
 def analyze_graph(graph: Graph, assume_pointwise: Iterable[str] = ()) -> AnalysisResult:
     """Analyse an IR graph built by a frontend (or by hand)."""
+    graph = refined(graph, assume_pointwise)
     prop = propagate(graph, assume_pointwise)
     verdict = make_verdict(graph, prop)
     inp = graph.input

@@ -49,7 +49,7 @@ Attribute conventions (all per *tensor axis* unless said otherwise; tuples, neve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,3 +165,10 @@ class Graph:
     declared_shapes: dict[str, Shape] = field(default_factory=dict)
     #: Free-form facts about the file shown in reports (producer, opset, ...).
     meta: dict[str, str] = field(default_factory=dict)
+    #: Nodes whose static operand (a reshape target, slice bounds, ...) the frontend could not
+    #: work out from the file, and, with them, how to rebuild the graph once more tensor shapes
+    #: are known (the analysis computes them): ``refine(shapes)`` returns the new graph.
+    unresolved: tuple[str, ...] = ()
+    refine: Callable[[dict[str, Shape]], Graph] | None = field(
+        default=None, repr=False, compare=False
+    )

@@ -1391,10 +1391,19 @@ def load_onnx_bytes(
     except NeedsInference:
         pass
     model = parse_model(infer_shapes(data, path, fixed), path)
-    try:
-        return _convert(model, path, input_name, input_shape, layout, True, fixed)
-    except NeedsInference as exc:  # pragma: no cover - inferred=True never raises it
-        raise ModelError(f"shape of {exc} is unknown", path) from exc
+
+    def convert(known: dict[str, Shape] | None) -> Graph:
+        try:
+            graph = _convert(model, path, input_name, input_shape, layout, True, fixed, known)
+        except NeedsInference as exc:  # pragma: no cover - inferred=True never raises it
+            raise ModelError(f"shape of {exc} is unknown", path) from exc
+        if graph.unresolved:
+            # ONNX inference stops at ops it does not know (onnxruntime's contrib ops, custom
+            # ops): shapes the analysis computes past them may settle the operands
+            graph.refine = convert
+        return graph
+
+    return convert(None)
 
 
 def _convert(
@@ -1405,7 +1414,10 @@ def _convert(
     layout: str,
     inferred: bool,
     fixed: dict[str, Shape] | None = None,
+    known: dict[str, Shape] | None = None,
 ) -> Graph:
+    """``known``: shapes of tensors worked out elsewhere (by the analysis of an earlier graph),
+    used where the file records none."""
     g = model.graph
     assert g is not None  # parse_model checked it
     opset = next((v for d, v in model.opset_import if d in ("", "ai.onnx")), 1)
@@ -1471,6 +1483,8 @@ def _convert(
     shapes[image.name] = shape
     if fixed is not None:
         fixed[image.name] = shape
+    for name, dims in (known or {}).items():
+        shapes.setdefault(name, dims)
     ctx = Ctx(opset, {}, shapes, inferred, pending=pending)
     nodes: list[Node] = []
     used: set[str] = set()
@@ -1513,6 +1527,7 @@ def _convert(
         other_inputs=others,
         declared_shapes=shapes,
         meta=meta,
+        unresolved=tuple(n.name for n in nodes if inferred and _operand_unknown(n, shapes)),
     )
 
 

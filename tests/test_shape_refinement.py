@@ -1,0 +1,80 @@
+"""Operands computed from shapes that only the analysis knows.
+
+ONNX shape inference stops at operators it has no schema for (onnxruntime's contrib ops, custom
+ops). A reshape target computed from the shape of such an op's output (``Shape -> Gather ->
+Concat -> Reshape``, as exporters write it) is then unknown to the frontend; the analysis knows
+that shape, and the graph is rebuilt with it (``cnnprobe.api.refined``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from cnnprobe import analyze
+from cnnprobe.frontends import load_graph
+
+
+def _model(tmp_path: Path) -> Path:
+    """x [1, 2, 8, 6] -> conv 3x3 'same' -> MyAct (custom) -> reshape to [N, C, H*W] with the
+    target built from MyAct's shape -> softmax over the positions -> reshape back [1, 2, 8, 6]
+    (static) -> conv 3x3."""
+    w = numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")
+    idx = numpy_helper.from_array(np.array([0, 1], np.int64), "idx")
+    flat = numpy_helper.from_array(np.array([-1], np.int64), "flat")
+    back = numpy_helper.from_array(np.array([1, 2, 8, 6], np.int64), "back")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1] * 4, name="conv"),
+        helper.make_node("MyAct", ["c"], ["a"], domain="my.ops", name="act"),
+        helper.make_node("Shape", ["a"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "idx"], ["nc"], axis=0, name="gather"),
+        helper.make_node("Concat", ["nc", "flat"], ["target"], axis=0, name="concat"),
+        helper.make_node("Reshape", ["a", "target"], ["r"], name="reshape"),
+        helper.make_node("Softmax", ["r"], ["sm"], axis=-1, name="softmax"),
+        helper.make_node("Reshape", ["sm", "back"], ["b"], name="back"),
+        helper.make_node("Conv", ["b", "w"], ["y"], kernel_shape=[3, 3], name="conv2"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, idx, flat, back],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)]
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_target_settled_with_the_analysis_shapes(tmp_path: Path) -> None:
+    path = _model(tmp_path)
+    graph = load_graph(str(path))
+    assert graph.unresolved == ("reshape",) and graph.refine is not None
+    r = analyze(path, assume_pointwise=["MyAct"])
+    assert r.verdict.certain, [d.message for d in r.diagnostics]
+    assert r.layer("reshape").output_shape == (1, 2, 48)
+    # softmax over all 48 positions: every unit sees the whole 8x6 input from there on
+    assert r.layer("softmax").is_global and r.verdict.first_full_coverage_layer == "softmax"
+    assert r.layer("conv2").output_shape == (1, 2, 6, 4)
+    assert r.model.meta["refined"].startswith("1 operand(s) settled")
+
+
+def test_without_the_shape_the_reshape_stays_uncertain(tmp_path: Path) -> None:
+    """MyAct not declared: its output shape is unknown to the analysis too, so nothing settles
+    (one rebuild is tried, with no progress) and the figures after it stay withheld."""
+    r = analyze(_model(tmp_path))
+    assert not r.verdict.certain
+    assert r.verdict.last_spatial_layer == "conv"
+    assert any(d.code == "unknown-op" for d in r.diagnostics)
+
+
+def test_the_rebuild_is_what_settles_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnprobe import api
+
+    monkeypatch.setattr(api, "REFINE_ROUNDS", 0)
+    r = analyze(_model(tmp_path), assume_pointwise=["MyAct"])
+    assert not r.verdict.certain
+    assert [d.where for d in r.diagnostics if d.code == "bad-op"] == ["reshape"]
