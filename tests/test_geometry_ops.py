@@ -2000,3 +2000,83 @@ def test_concat_along_a_spatial_axis(tmp_path: Path, then: str) -> None:
     else:
         assert out.status == "uncertain"
         assert [d.code for d in r.diagnostics] == ["untracked-positions"]
+
+
+def _reference_intervals(
+    model: onnx.ModelProto, n_in: int, n_out: int, runtime: bool = False
+) -> list[Any]:
+    """Per output column of a linear map on [1, n, n, 1] (NHWC): the first and last input column
+    with a non-zero weight, from onnx's reference implementation (exact zeros where the
+    definition gives zero) or from onnxruntime (whose float arithmetic can leave ~1e-7 at the
+    ends of a cubic kernel)."""
+    from onnx.reference import ReferenceEvaluator
+
+    if runtime:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(model.SerializeToString())
+    else:
+        session = ReferenceEvaluator(model)
+    hits: list[list[int]] = [[] for _ in range(n_out)]
+    for p in range(n_in):
+        x = np.zeros((1, n_in, n_in, 1), np.float32)
+        x[0, :, p, 0] = 1.0
+        y = session.run(None, {"x": x})[0]
+        for k in range(n_out):
+            if np.any(y[0, :, k, 0] != 0):
+                hits[k].append(p)
+    return [(min(h), max(h)) if h else None for h in hits]
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+@pytest.mark.parametrize(
+    "coord", ["half_pixel", "pytorch_half_pixel", "asymmetric", "align_corners",
+              "half_pixel_symmetric"],
+)
+@pytest.mark.parametrize("n_in, n_out", [(12, 6), (12, 4), (10, 4), (9, 5), (16, 3), (5, 9)])
+def test_resize_antialias(tmp_path: Path, mode: str, coord: str, n_in: int, n_out: int) -> None:
+    """Opset 18 ``antialias``: downscaling by ``s`` stretches the linear (cubic) kernel to
+    ``1/s`` (``2/s``) input units each side, so unit ``i`` reads every input column strictly
+    within that distance of its source coordinate ``x(i)``: from ``floor(x - R) + 1`` to
+    ``ceil(x + R) - 1``, clipped to the input. Upscaling is unchanged. Checked column by column
+    against onnx's reference implementation."""
+    sizes = numpy_helper.from_array(np.array([1, n_out, n_out, 1], np.int64), "sizes")
+    resize = helper.make_node(
+        "Resize", ["x", "", "", "sizes"], ["y"], mode=mode, antialias=1,
+        coordinate_transformation_mode=coord, name="resize",
+    )
+    graph = helper.make_graph(
+        [resize], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in, n_in, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [sizes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    path = tmp_path / "aa.onnx"
+    onnx.save(model, path)
+    lay = analyze(path, layout="nhwc").layer("resize")
+    assert lay.status == "ok" and lay.output_shape == (1, n_out, n_out, 1)
+    want = _reference_intervals(model, n_in, n_out)
+    assert [lay.real_interval(1, k) for k in range(n_out)] == want
+    if mode == "linear":
+        assert _reference_intervals(model, n_in, n_out, runtime=True) == want
+
+
+def test_resize_antialias_by_hand(tmp_path: Path) -> None:
+    """12 -> 4 linear, half_pixel: x(i) = (i + 1/2) * 3 - 1/2 = 3i + 1, kernel stretched to 3:
+    unit i reads 3i - 1 .. 3i + 3 (3i - 2 and 3i + 4 are exactly 3 away: weight 0); without
+    antialias only 3i + 1 (x is on a sample)."""
+    for antialias, want in ((1, [(0, 3), (2, 6), (5, 9), (8, 11)]), (0, [(1, 1), (4, 4), (7, 7),
+                                                                         (10, 10)])):
+        sizes = numpy_helper.from_array(np.array([1, 1, 1, 4], np.int64), "sizes")
+        resize = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear",
+                                  antialias=antialias, name="resize")
+        graph = helper.make_graph(
+            [resize], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1, 12])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [sizes],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        model.ir_version = 8
+        path = tmp_path / f"aa{antialias}.onnx"
+        onnx.save(model, path)
+        lay = analyze(path).layer("resize")
+        assert [lay.real_interval(1, k) for k in range(4)] == want

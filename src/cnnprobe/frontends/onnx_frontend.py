@@ -379,8 +379,6 @@ def resize(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
             sizes = None  # the recorded output shape is used instead
         if coord == "tf_crop_and_resize":
             return _node(p, name, "unknown", [p.input[0]], list(p.input[1:]), reason=coord)
-        if a.get("antialias", 0):
-            return _node(p, name, "unknown", [p.input[0]], list(p.input[1:]), reason="antialias")
     return _node(
         p,
         name,
@@ -393,6 +391,7 @@ def resize(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
         mode=mode,
         coord_mode=coord,
         nearest_mode=nearest,
+        antialias=bool(a.get("antialias", 0)) and p.op_type == "Resize" and ctx.opset >= 18,
     )
 
 

@@ -130,8 +130,21 @@ def _round_nearest(x: Fraction, nearest_mode: str) -> int:
     return round(x)
 
 
-def resize_taps(x: Fraction, mode: str, nearest_mode: str) -> tuple[int, int]:
-    """First and last input unit with a non-zero weight for source coordinate ``x``."""
+#: Half-width of the linear and cubic interpolation kernels, in input units
+KERNEL_SUPPORT = {"linear": 1, "cubic": 2}
+
+
+def resize_taps(
+    x: Fraction, mode: str, nearest_mode: str, stretch: Fraction | None = None
+) -> tuple[int, int]:
+    """First and last input unit with a non-zero weight for source coordinate ``x``.
+
+    ``stretch``: an antialiased downscale stretches the linear or cubic kernel by ``1/scale``
+    (ONNX ``antialias``): every unit strictly within ``support * stretch`` of ``x`` is read (the
+    kernel is zero only at its ends, and, for cubic, at one support unit, inside the window)."""
+    if stretch is not None and stretch > 1 and mode in KERNEL_SUPPORT:
+        reach = KERNEL_SUPPORT[mode] * stretch
+        return floor(x - reach) + 1, ceil(x + reach) - 1
     if mode == "nearest":
         j = _round_nearest(x, nearest_mode)
         return j, j
@@ -145,14 +158,22 @@ def resize_taps(x: Fraction, mode: str, nearest_mode: str) -> tuple[int, int]:
 
 
 def resize_index_maps(
-    scale: Fraction, n_in: int, n_out: int, mode: str, coord_mode: str, nearest_mode: str
+    scale: Fraction,
+    n_in: int,
+    n_out: int,
+    mode: str,
+    coord_mode: str,
+    nearest_mode: str,
+    antialias: bool = False,
 ) -> tuple[QAMap, QAMap]:
     """Per-unit first/last input unit of a resize along one axis.
 
     The source coordinate advances by ``1/scale`` per unit, so with ``scale = p/q`` the maps are
     periodic with period ``p`` units and step ``q``. ``align_corners`` uses its own ratio.
     Borders are extrapolated (like padding); coverage figures clip them to the input.
+    ``antialias`` widens linear and cubic kernels by ``1/scale`` when downscaling.
     """
+    stretch = 1 / scale if antialias and scale < 1 else None
     ratio = (
         Fraction(n_out - 1, n_in - 1)
         if coord_mode == "align_corners" and n_out > 1 and n_in > 1
@@ -165,7 +186,8 @@ def resize_index_maps(
         raise GeometryError(f"resize ratio {ratio} has too long a period to track exactly")
     firsts, lasts = [], []
     for i in range(p):
-        lo, hi = resize_taps(resize_source(i, scale, n_in, n_out, coord_mode), mode, nearest_mode)
+        x = resize_source(i, scale, n_in, n_out, coord_mode)
+        lo, hi = resize_taps(x, mode, nearest_mode, stretch)
         firsts.append(lo)
         lasts.append(hi)
     return QAMap(p, q, tuple(firsts)).simplified(), QAMap(p, q, tuple(lasts)).simplified()

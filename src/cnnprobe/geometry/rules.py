@@ -475,6 +475,7 @@ def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             a.get("mode", "nearest"),
             a.get("coord_mode", "half_pixel"),
             a.get("nearest_mode", "round_prefer_floor"),
+            bool(a.get("antialias", False)),
         )
         out, sp = _move_window(
             out,
