@@ -18,6 +18,7 @@ model's."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -288,3 +289,42 @@ def test_fused_matmul_reads_like_transpose_then_matmul(tmp_path: Path) -> None:
         assert (last.output_shape, last.axes, last.is_global) == (
             reference.output_shape, reference.axes, reference.is_global
         )
+
+
+def _shift_json(path: Path) -> dict[str, Any]:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    res = CliRunner().invoke(
+        app, ["shift-test", str(path), "--layers", "all", "-n", "2", "--mode", "roll", "-f", "json"]
+    )
+    assert res.exit_code == 0, res.stderr
+    doc: dict[str, Any] = json.loads(res.stdout)
+    return doc
+
+
+@pytest.mark.parametrize("prefix", ["q_", "qo_", "fo_"])
+def test_shift_test_reads_inner_maps_of_onnxruntime_files(
+    quantized: dict[str, Path], prefix: str
+) -> None:
+    """Inner feature maps of these files are uint8 (quantized) or blocked (NCHWc) tensors of
+    contrib ops: shift-test still measures them, and a blocked map that computes what a float
+    layer computes gives the float layer's figures (read out of the blocked layout, not as it
+    lies in memory)."""
+    doc = _shift_json(quantized[prefix + "torch_se_net.onnx"])
+    layers = {la["name"]: la for la in doc["layers"]}
+    assert len(layers) >= 5
+    if prefix != "fo_":
+        return
+    assert "not tensors of the file: not measured" in " ".join(doc["notes"])
+    plain = {la["name"]: la for la in _shift_json(SAMPLES / "torch_se_net.onnx")["layers"]}
+    for blocked, float_name in (
+        ("/stem/Conv_output_0_nchwc", "/stem/Conv"),
+        ("/proj/Conv_output_0_nchwc", "/proj/Conv"),
+        ("/pool/MaxPool_output_0_nchwc", "/pool/MaxPool"),
+    ):
+        got, want = layers[blocked]["period_multiple"], plain[float_name]["period_multiple"]
+        assert got["value"] == pytest.approx(want["value"], rel=1e-4, abs=1e-7), blocked

@@ -140,7 +140,15 @@ def _open_model(opts: ShiftOptions) -> tuple[ModelGeometry, Runner]:
         )
         geometry = from_analysis(result, (), opts.stride)
         extra = _layer_tensors(geometry, opts.layers, result)
-        runner: Runner = OnnxRunner(path, geometry.input_name, opts.target, extra, opts.provider)
+        runner: Runner = OnnxRunner(
+            path,
+            geometry.input_name,
+            opts.target,
+            extra,
+            opts.provider,
+            shapes={t.tensor: t.shape for t in geometry.tensors.values()},
+            optional=opts.layers == ("all",),
+        )
         return geometry, runner
     if opts.provider is not None:
         raise UsageError("--provider applies to ONNX models (onnxruntime) only")

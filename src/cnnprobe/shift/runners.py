@@ -57,7 +57,13 @@ class OnnxRunner(Runner):
         target: str | None,
         extra: Sequence[str],
         provider: str | None,
+        shapes: dict[str, tuple[int | None, ...]] | None = None,
+        optional: bool = False,
     ) -> None:
+        """``extra``: inner tensors to output too. ``shapes``: their shapes as the analysis
+        computed them (to read tensors that onnxruntime keeps in its blocked NCHWc layout).
+        ``optional``: drop the extra tensors the file does not have (those the analysis made up
+        inside a fused op) instead of failing."""
         try:
             import onnxruntime as ort
         except ImportError:
@@ -96,10 +102,14 @@ class OnnxRunner(Runner):
             raise ModelError("the graph has no outputs", path)
         target = target or graph_outputs[0]
         outputs = [target, *[e for e in extra if e != target]]
+        self.fetch = list(outputs)  # the session's names for them
         first = next((i for i in self.session.get_inputs() if i.name == input_name), None)
         fixed_batch = first is not None and bool(first.shape) and isinstance(first.shape[0], int)
         if fixed_batch or any(o not in graph_outputs for o in outputs):
-            self.session = session(self._edit(path, input_name, outputs, fixed_batch))
+            edited = self._edit(path, input_name, outputs, fixed_batch, shapes or {}, optional)
+            self.session = session(edited)
+            outputs = [o for o in outputs if o in self.fetch_of]
+            self.fetch = [self.fetch_of[o] for o in outputs]
         inputs = {i.name: i for i in self.session.get_inputs()}
         if input_name not in inputs:
             raise ModelError(f"onnxruntime does not see input {input_name!r}", path)
@@ -124,9 +134,17 @@ class OnnxRunner(Runner):
         used = self.session.get_providers()
         self.description = f"onnxruntime {ort.__version__} ({used[0]})"
 
-    def _edit(self, path: str, input_name: str, wanted: list[str], fixed_batch: bool) -> bytes:
+    def _edit(
+        self,
+        path: str,
+        input_name: str,
+        wanted: list[str],
+        fixed_batch: bool,
+        shapes: dict[str, tuple[int | None, ...]],
+        optional: bool,
+    ) -> bytes:
         """A copy of the model, in memory, with ``wanted`` among its outputs and a symbolic
-        batch dimension."""
+        batch dimension. Sets ``fetch_of``: wanted tensor -> the output that holds it."""
         import onnx
 
         try:
@@ -139,12 +157,34 @@ class OnnxRunner(Runner):
             raise ModelError(exc.message, path) from None
         graph_outputs = [o.name for o in model.graph.output]
         produced = {name for node in model.graph.node for name in node.output}
-        for name in wanted:
-            if name not in graph_outputs and name not in produced:
-                outs = ", ".join(repr(o) for o in graph_outputs)
-                raise UsageError(
-                    f"--target {name!r} is not a tensor of the model (outputs: {outs})", path
+        present = [w for w in wanted if w in graph_outputs or w in produced]
+        for k, name in enumerate(wanted):
+            if name in present or (optional and k > 0):
+                continue
+            outs = ", ".join(repr(o) for o in graph_outputs)
+            what = "--target" if k == 0 else "--layers"
+            raise UsageError(
+                f"{what} {name!r} is not a tensor of the model (outputs: {outs})", path
+            )
+        if len(present) < len(wanted):
+            self.notes.append(
+                f"{len(wanted) - len(present)} feature map(s) inside fused onnxruntime ops are not "
+                "tensors of the file: not measured"
+            )
+        self.fetch_of = {name: name for name in present}
+        for name in _blocked(model):
+            if name not in self.fetch_of:
+                continue
+            shape = shapes.get(name)
+            if shape is None or len(shape) != 4 or shape[1] is None:
+                raise ModelError(f"cannot read {name!r} out of onnxruntime's blocked layout", path)
+            plain = f"{name}#plain"
+            model.graph.node.append(
+                onnx.helper.make_node(
+                    "ReorderOutput", [name], [plain], domain=NCHWC, channels=int(shape[1])
                 )
+            )
+            self.fetch_of[name] = plain
         if fixed_batch:
             inp = next(i for i in model.graph.input if i.name == input_name)
             dim0 = inp.type.tensor_type.shape.dim[0]
@@ -155,12 +195,15 @@ class OnnxRunner(Runner):
                 if odims and odims[0].HasField("dim_value"):
                     odims[0].Clear()
             del model.graph.value_info[:]
-        missing = [w for w in wanted if w not in graph_outputs]
+        missing = [f for f in self.fetch_of.values() if f not in graph_outputs]
         if missing:
             types = _elem_types(model)
             for name in missing:
-                elem = types.get(name, onnx.TensorProto.FLOAT)
-                model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+                elem = types.get(name)
+                if elem is None:  # (a contrib op's output: onnxruntime infers its type)
+                    model.graph.output.append(onnx.ValueInfoProto(name=name))
+                else:
+                    model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
         data: bytes = model.SerializeToString()
         return data
 
@@ -190,12 +233,29 @@ class OnnxRunner(Runner):
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
         try:
-            outs = self.session.run(list(self.outputs), {self.input_name: x}, self.run_options)
+            outs = self.session.run(self.fetch, {self.input_name: x}, self.run_options)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(
                 f"onnxruntime failed to run the model ({_first_line(exc)})", self.path
             ) from None
         return [np.asarray(o) for o in outs]
+
+
+NCHWC = "com.microsoft.nchwc"
+
+
+def _blocked(model: Any) -> set[str]:
+    """Tensors that onnxruntime holds in its blocked NCHWc layout (made by an NCHWc op other
+    than ReorderOutput, or by an op reading one, such as a fused activation): handed out as they
+    lie in memory, they cannot be compared unit by unit."""
+    blocked: set[str] = set()
+    for n in model.graph.node:
+        if n.domain == NCHWC:
+            if n.op_type != "ReorderOutput":
+                blocked.update(n.output)
+        elif any(i in blocked for i in n.input):
+            blocked.update(n.output)
+    return blocked
 
 
 def _elem_types(model: Any) -> dict[str, int]:
