@@ -708,3 +708,31 @@ def test_time_distributed_frames_then_pooling_over_time(tmp_path: Path) -> None:
     last = r.layer("over_time")
     assert last.output_shape == (None, 4) and last.is_global
     assert r.verdict.first_full_coverage_layer == "over_time"
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_resizing_antialias(tmp_path: Path, antialias: bool) -> None:
+    """Resizing 12x12 -> 4x4 bilinear (half-pixel centres): x(i) = 3i + 1 falls on a pixel, so
+    without antialias unit i reads pixel 3i + 1 only; with antialias the triangle kernel is
+    stretched to 3 pixels each side and reads 3i - 1 .. 3i + 3 (3i - 2 and 3i + 4 are exactly 3
+    away: weight 0), clipped to the image. (torch's and TF's antialiased resizes give the same
+    pixels: checked while writing this test, neither is needed to run it.)"""
+    model = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "s",
+            "layers": [
+                {"class_name": "InputLayer",
+                 "config": {"name": "img", "batch_input_shape": [None, 12, 12, 3]}},
+                {"class_name": "Resizing",
+                 "config": {"name": "resize", "height": 4, "width": 4,
+                            "interpolation": "bilinear", "antialias": antialias}},
+            ],
+        },
+    }
+    r = analyze(save_dir(tmp_path, model))
+    lay = r.layer("resize")
+    assert r.verdict.certain and lay.output_shape == (None, 4, 4, 3)
+    want = ([(0, 3), (2, 6), (5, 9), (8, 11)] if antialias
+            else [(1, 1), (4, 4), (7, 7), (10, 10)])
+    assert [lay.real_interval(0, k) for k in range(4)] == want

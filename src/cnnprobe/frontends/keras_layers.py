@@ -539,8 +539,10 @@ def time_distributed(c: LayerCall) -> list[Node]:
     cls = inner["class_name"]
     module = inner.get("module")
     conv = LAYERS.get(cls)
-    if conv is None or cls == "TimeDistributed" or (
-        isinstance(module, str) and module.split(".")[0] not in ("keras", "tf_keras")
+    if (
+        conv is None
+        or cls == "TimeDistributed"
+        or (isinstance(module, str) and module.split(".")[0] not in ("keras", "tf_keras"))
     ):
         return unknown(c, f"the wrapped {cls} is not followed step by step")
     cfg = inner.get("config") or {}
@@ -713,9 +715,11 @@ def _resize_node(
     out: Sequence[int],
     interp: str,
     aux: str | None = None,
+    antialias: bool = False,
 ) -> Node | None:
     """A resize of ``x``'s ``axes`` to sizes ``out`` (Keras/TF image resize: half-pixel centres;
-    nearest reads ``floor((i + 0.5) * n_in / n_out)``)."""
+    nearest reads ``floor((i + 0.5) * n_in / n_out)``; ``antialias`` widens the bilinear and
+    bicubic kernels by ``1/scale`` when downscaling, as TF and torch do)."""
     if interp not in _INTERP:
         return None
     if x.shape is None or any(x.shape[t] is None for t in range(1, len(x.shape)) if t not in axes):
@@ -733,6 +737,7 @@ def _resize_node(
         mode=_INTERP[interp],
         coord_mode=coord,
         nearest_mode=nearest,
+        antialias=antialias and interp != "nearest",
     )
     if aux is not None:
         return c.aux(aux, "resize", [x], **attrs)
@@ -743,8 +748,7 @@ def _resize_node(
 def resizing(c: LayerCall) -> list[Node]:
     h, w = c.int_("height"), c.int_("width")
     interp = c.str_("interpolation", "bilinear")
-    if c.bool_("antialias", False):
-        return unknown(c, "antialiased resize")
+    antialias = c.bool_("antialias", False)
     axes, _ = spatial_layout(c.data_format(), 2)
     x = c.x()
     nodes: list[Node] = []
@@ -779,7 +783,7 @@ def resizing(c: LayerCall) -> list[Node]:
             shape[axes[0]], shape[axes[1]] = ph_, pw_
         nodes.append(sl)
         x = Tensor(sl.outputs[0], tuple(shape))
-    node = _resize_node(c, x, axes, (h, w), interp)
+    node = _resize_node(c, x, axes, (h, w), interp, antialias=antialias)
     if node is None:
         if interp not in _INTERP:
             return unknown(c, f"interpolation {interp!r}")
@@ -1153,17 +1157,14 @@ def op_conv(c: LayerCall) -> list[Node]:
 def op_resize(c: LayerCall) -> list[Node]:
     size = _call_arg(c, 1, "size")
     interp = str(_call_arg(c, 2, "interpolation", "bilinear")).lower()
-    if (
-        c.config.get("antialias")
-        or c.config.get("crop_to_aspect_ratio")
-        or c.config.get("pad_to_aspect_ratio")
-    ):
-        return unknown(c, "antialias or aspect-ratio crop/pad")
+    antialias = bool(c.config.get("antialias") or _call_arg(c, 3, "antialias", False))
+    if c.config.get("crop_to_aspect_ratio") or c.config.get("pad_to_aspect_ratio"):
+        return unknown(c, "aspect-ratio crop/pad")
     if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and v > 0 for v in size):
         return unknown(c, "resize target is not static")
     fmt = c.config.get("data_format") or c.default_format
     axes, _ = spatial_layout(str(fmt), 2)
-    node = _resize_node(c, c.x(), axes, (int(size[0]), int(size[1])), interp)
+    node = _resize_node(c, c.x(), axes, (int(size[0]), int(size[1])), interp, antialias=antialias)
     if node is None:
         return unknown(c, f"interpolation {interp!r} or unknown channel count")
     return [node]
@@ -1477,11 +1478,12 @@ def tf_matmul(c: LayerCall) -> list[Node]:
 def tf_resize(c: LayerCall) -> list[Node]:
     size = _tf_arg(c, 1, "size")
     method = str(_tf_arg(c, 2, "method", "bilinear")).lower()
-    if _tf_arg(c, 3, "preserve_aspect_ratio", False) or _tf_arg(c, 4, "antialias", False):
-        return unknown(c, "antialias or preserve_aspect_ratio")
+    if _tf_arg(c, 3, "preserve_aspect_ratio", False):
+        return unknown(c, "preserve_aspect_ratio")
+    antialias = bool(_tf_arg(c, 4, "antialias", False))
     if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and v > 0 for v in size):
         return unknown(c, "resize target is not static")
-    node = _resize_node(c, c.x(), (1, 2), (int(size[0]), int(size[1])), method)
+    node = _resize_node(c, c.x(), (1, 2), (int(size[0]), int(size[1])), method, antialias=antialias)
     if node is None:
         return unknown(c, f"method {method!r} or unknown channel count")
     return [node]
