@@ -15,7 +15,7 @@ import onnx
 import onnx.inliner
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from cnnprobe import analyze
@@ -332,3 +332,106 @@ def test_shift_test_measures_feature_maps_inside_functions() -> None:
     assert res.exit_code == 0, res.stderr
     names = [la["name"] for la in json.loads(res.stdout)["layers"]]
     assert "/b3/Block/ConvAct_0/Conv_5" in names and "/stem/Conv" in names
+
+
+# ---------------------------------------------------------------------------------------------
+# found in review: hostile nesting, name clashes, subgraphs in bodies
+
+
+def test_calls_count_against_the_budget_even_with_empty_bodies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F0 has an empty body and F(i) calls F(i-1) twice: 2**30 calls make no node at all; the
+    expansion is still refused instead of running for ever."""
+    monkeypatch.setattr(onnx_functions, "MAX_NODES", 5000)
+    functions = [helper.make_function("local", "F0", ["x"], ["y"], [], [OPSET[0]])]
+    for i in range(1, 31):
+        body = [
+            helper.make_node(f"F{i - 1}", ["x"], ["t"], domain="local"),
+            helper.make_node(f"F{i - 1}", ["t"], ["y"], domain="local"),
+        ]
+        functions.append(helper.make_function("local", f"F{i}", ["x"], ["y"], body, OPSET))
+    model = _model(
+        [
+            helper.make_node("MaxPool", ["x"], ["a"], kernel_shape=[2, 2]),
+            helper.make_node("F30", ["a"], ["b"], domain="local"),
+            helper.make_node("MaxPool", ["a"], ["y"], kernel_shape=[2, 2]),
+        ],
+        functions,
+    )
+    _bad(tmp_path, model, "would make more than 5,000 nodes")
+
+
+def test_calls_nested_too_deep_are_an_error(tmp_path: Path) -> None:
+    functions = [_pool_function("F0", default=[1, 1])]
+    for i in range(1, 120):
+        body = [helper.make_node(f"F{i - 1}", ["x"], ["y"], domain="local")]
+        functions.append(helper.make_function("local", f"F{i}", ["x"], ["y"], body, OPSET))
+    model = _model([helper.make_node("F119", ["x"], ["y"], domain="local")], functions)
+    _bad(tmp_path, model, "model-local functions call each other more than 100 deep")
+
+
+def _twice_unnamed() -> onnx.ModelProto:
+    """Two unnamed MaxPools in a body, and two unnamed calls of it: four inlined nodes that
+    would all be named after their op; fixed batch (shift-test then edits the model)."""
+    body = [
+        helper.make_node("MaxPool", ["a"], ["t"], kernel_shape=[3, 3]),
+        helper.make_node("MaxPool", ["t"], ["b"], kernel_shape=[3, 3]),
+    ]
+    f = helper.make_function("local", "F", ["a"], ["b"], body, [OPSET[0]])
+    return _model(
+        [
+            helper.make_node("F", ["x"], ["f1"], domain="local"),
+            helper.make_node("F", ["f1"], ["f2"], domain="local"),
+            helper.make_node("GlobalAveragePool", ["f2"], ["g"]),
+            helper.make_node("Flatten", ["g"], ["y"]),
+        ],
+        [f],
+        size=32,
+    )
+
+
+def test_inlined_node_names_are_unique_and_the_runner_can_load_them(tmp_path: Path) -> None:
+    from cnnprobe.shift.runners import _inline_functions
+
+    model = _twice_unnamed()
+    r = analyze(_save(model, tmp_path / "m.onnx"))
+    names = [lay.name for lay in r.layers]
+    assert len(set(names)) == len(names) and not any("#" in n for n in names[:1])
+    assert [lay.rf for lay in r.layers[:4]] == [[3, 3], [5, 5], [7, 7], [9, 9]]
+    copy = onnx.load(str(tmp_path / "m.onnx"))
+    _inline_functions(copy)
+    node_names = [n.name for n in copy.graph.node if n.name]
+    assert len(set(node_names)) == len(node_names)
+    ort.InferenceSession(copy.SerializeToString())  # onnxruntime refuses duplicate node names
+    res = runner.invoke(app, ["shift-test", str(tmp_path / "m.onnx"), "-n", "2", "--mode",
+                              "roll", "--layers", "all", "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    assert len(json.loads(res.stdout)["layers"]) >= 4
+
+
+def test_subgraphs_of_inlined_nodes_read_the_renamed_tensors(tmp_path: Path) -> None:
+    """A body's If reads a body tensor from its branches: the runner's copy renames it there
+    too (onnxruntime loads it and computes what the file computes)."""
+    from cnnprobe.shift.runners import _inline_functions
+
+    then_g = helper.make_graph(
+        [helper.make_node("Relu", ["t"], ["o1"])], "then", [],
+        [helper.make_tensor_value_info("o1", TensorProto.FLOAT, None)],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["t"], ["o2"])], "else", [],
+        [helper.make_tensor_value_info("o2", TensorProto.FLOAT, None)],
+    )
+    body = [
+        helper.make_node("MaxPool", ["a"], ["t"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(True))),
+        helper.make_node("If", ["c"], ["b"], then_branch=then_g, else_branch=else_g),
+    ]
+    f = helper.make_function("local", "F", ["a"], ["b"], body, [OPSET[0]])
+    model = _model([helper.make_node("F", ["x"], ["y"], domain="local", name="call")], [f])
+    x = np.random.default_rng(0).standard_normal((1, 1, 20, 20)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    _inline_functions(model)
+    got = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, want)

@@ -78,3 +78,17 @@ def test_the_rebuild_is_what_settles_it(tmp_path: Path, monkeypatch: pytest.Monk
     r = analyze(_model(tmp_path), assume_pointwise=["MyAct"])
     assert not r.verdict.certain
     assert [d.where for d in r.diagnostics if d.code == "bad-op"] == ["reshape"]
+
+
+def test_a_partly_recorded_shape_is_completed(tmp_path: Path) -> None:
+    """The file records MyAct's output as [N, 2, H, W] (symbolic, as exporters write it): the
+    analysis's complete shape fills the unknown dims and the target settles all the same."""
+    model = onnx.load(str(_model(tmp_path)))
+    model.graph.value_info.append(
+        helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2, "H", "W"])
+    )
+    path = tmp_path / "partial.onnx"
+    onnx.save(model, path)
+    r = analyze(path, assume_pointwise=["MyAct"])
+    assert r.verdict.certain, [d.message for d in r.diagnostics]
+    assert r.layer("reshape").output_shape == (1, 2, 48)

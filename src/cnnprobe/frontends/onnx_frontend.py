@@ -513,7 +513,14 @@ def matmul(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     ia, ib = (0, 3) if p.op_type == "QLinearMatMul" else (0, 1)
     others = [x for k, x in enumerate(p.input) if k not in (ia, ib)]
     if a.get("transBatchA") or a.get("transBatchB"):  # FusedMatMul moving batch axes
-        return _node(p, name, "unknown", [p.input[0]], others, reason="transBatchA/transBatchB")
+        return _node(
+            p,
+            name,
+            "unknown",
+            [p.input[ia], p.input[ib]],
+            others,
+            reason="transBatchA/transBatchB",
+        )
     return _node(
         p,
         name,
@@ -1366,13 +1373,16 @@ STATIC_OPERANDS = {
 }
 
 
-def _operand_unknown(node: Node, shapes: dict[str, Shape]) -> bool:
+def _operand_unknown(node: Node, shapes: dict[str, Shape], strict: bool = False) -> bool:
     """An operand is computed at run time and the file records no output shape: ONNX shape
-    inference (with data propagation) can usually resolve it."""
+    inference (with data propagation) can usually resolve it. ``strict``: a recorded output
+    shape with unknown dims (besides the batch) does not count either."""
     keys = STATIC_OPERANDS.get(node.op)
     if keys is None or any(node.attrs.get(k) is not None for k in keys):
         return False
-    return not node.outputs or node.outputs[0] not in shapes
+    if not node.outputs or node.outputs[0] not in shapes:
+        return True
+    return strict and None in shapes[node.outputs[0]][1:]
 
 
 def load_onnx_bytes(
@@ -1428,9 +1438,7 @@ def _convert(
             graph_nodes, inlined = inline_functions(model)
         except ModelError as exc:
             raise ModelError(exc.message, path) from None
-    init_names = frozenset(
-        [t.name for t in g.initializer] + [t.name for t in g.sparse_initializer]
-    )
+    init_names = frozenset([t.name for t in g.initializer] + [t.name for t in g.sparse_initializer])
     shapes: dict[str, Shape] = {t.name: t.dims for t in g.sparse_initializer}
     pending: dict[str, list[TensorInfo]] = {}
     for t in g.initializer:
@@ -1483,7 +1491,12 @@ def _convert(
     if fixed is not None:
         fixed[image.name] = shape
     for name, dims in (known or {}).items():
-        shapes.setdefault(name, dims)
+        recorded = shapes.get(name)
+        # (the file's symbolic dims, now known, are filled in)
+        if recorded is None or (
+            len(recorded) == len(dims) and all(r is None or r == d for r, d in zip(recorded, dims))
+        ):
+            shapes[name] = dims
     ctx = Ctx(opset, {}, shapes, inferred, pending=pending)
     nodes: list[Node] = []
     used: set[str] = set()
@@ -1526,7 +1539,7 @@ def _convert(
         other_inputs=others,
         declared_shapes=shapes,
         meta=meta,
-        unresolved=tuple(n.name for n in nodes if inferred and _operand_unknown(n, shapes)),
+        unresolved=tuple(n.name for n in nodes if inferred and _operand_unknown(n, shapes, True)),
     )
 
 

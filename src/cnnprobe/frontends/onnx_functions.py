@@ -29,9 +29,11 @@ from typing import Any, Generic, Protocol, TypeVar
 from ..errors import ModelError
 from .onnx_wire import ModelInfo, NodeInfo
 
-#: An expansion that would make more nodes than this is refused (a hostile file can nest calls
-#: so that the body doubles at every level).
+#: An expansion that would make more nodes, or expand more calls, than this is refused (a
+#: hostile file can nest calls so that the body doubles at every level).
 MAX_NODES = 1_000_000
+#: Calls nested deeper than this are refused (onnxruntime stops at 100 too).
+MAX_DEPTH = 100
 
 #: (domain, op type or function name, overload)
 FunctionKey = tuple[str, str, str]
@@ -76,8 +78,11 @@ class NodeKind(Generic[N, V]):
     key: Callable[[N], FunctionKey]
     #: a node's own attributes (not references)
     attrs: Callable[[N], dict[str, V]]
-    #: ``make(template, name, inputs, outputs, attrs)``: the template's op with these
-    make: Callable[[N, str, tuple[str, ...], tuple[str, ...], dict[str, V]], N]
+    #: ``make(template, name, inputs, outputs, attrs, rename)``: the template's op with these;
+    #: ``rename`` maps the body's tensor names, for subgraphs of the template that read them
+    make: Callable[
+        [N, str, tuple[str, ...], tuple[str, ...], dict[str, V], Callable[[str], str]], N
+    ]
     #: ``identity(name, source, target)``
     identity: Callable[[str, str, str], N]
 
@@ -108,9 +113,9 @@ def expand_calls(
     kind: NodeKind[N, V],
 ) -> tuple[list[N], dict[FunctionKey, int]]:
     """``nodes`` with every call of a function of ``table`` replaced by its body (``taken``:
-    every tensor name of the graph; fresh names are added to it). Also returns how many calls
-    of each function were expanded."""
-    inliner = _Inliner(table, taken, kind)
+    every tensor name of the graph; fresh names are added to it). Inlined nodes get node names
+    unique in the graph. Also returns how many calls of each function were expanded."""
+    inliner = _Inliner(table, taken, {p.name for p in nodes if p.name}, kind)
     out: list[N] = []
     for index, p in enumerate(nodes):
         called = table.get(kind.key(p))
@@ -146,8 +151,14 @@ def graph_names(model: ModelInfo) -> set[str]:
 
 
 def _make_info(
-    p: NodeInfo, name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], attrs: dict[str, Any]
+    p: NodeInfo,
+    name: str,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    attrs: dict[str, Any],
+    rename: Callable[[str], str],
 ) -> NodeInfo:
+    # (the reader keeps no subgraph attributes: nothing for ``rename`` to do)
     return NodeInfo(name, p.op_type, p.domain, inputs, outputs, attrs, p.overload)
 
 
@@ -185,30 +196,51 @@ def inline_functions(model: ModelInfo) -> tuple[list[NodeInfo], str | None]:
     return nodes, summary(calls)
 
 
+class _Names:
+    """Fresh names, unique among ``taken``: ``wanted``, else ``wanted#2``, ``wanted#3``... (a
+    counter per wanted name keeps this linear when thousands of calls want the same one)."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = taken
+        self.counters: dict[str, int] = {}
+
+    def __call__(self, wanted: str) -> str:
+        name = wanted
+        if name in self.taken:
+            n = self.counters.get(wanted, 1)
+            while name in self.taken:
+                n += 1
+                name = f"{wanted}#{n}"
+            self.counters[wanted] = n
+        self.taken.add(name)
+        return name
+
+
 class _Inliner(Generic[N, V]):
     def __init__(
-        self, table: dict[FunctionKey, Body[N, V]], taken: set[str], kind: NodeKind[N, V]
+        self,
+        table: dict[FunctionKey, Body[N, V]],
+        taken: set[str],
+        node_names: set[str],
+        kind: NodeKind[N, V],
     ) -> None:
         self.table = table
-        self.taken = taken
+        self.fresh = _Names(taken)
+        self.node_name = _Names(node_names)
         self.kind = kind
         self.made = 0
         self.calls: dict[FunctionKey, int] = {}
 
-    def fresh(self, wanted: str) -> str:
-        name, n = wanted, 1
-        while name in self.taken:
-            n += 1
-            name = f"{wanted}#{n}"
-        self.taken.add(name)
-        return name
-
-    def emit(self, out: list[N], node: N) -> None:
+    def spend(self) -> None:
+        """One more node made or call expanded: refused past :data:`MAX_NODES`."""
         self.made += 1
         if self.made > MAX_NODES:
             raise ModelError(
                 f"inlining the model-local functions would make more than {MAX_NODES:,} nodes"
             )
+
+    def emit(self, out: list[N], node: N) -> None:
+        self.spend()
         out.append(node)
 
     def expand(
@@ -222,6 +254,9 @@ class _Inliner(Generic[N, V]):
         if f.key in stack:
             chain = " -> ".join(label(x) for x in (*stack, f.key))
             raise ModelError(f"model-local function {label(f.key)!r} calls itself ({chain})")
+        if len(stack) >= MAX_DEPTH:
+            raise ModelError(f"model-local functions call each other more than {MAX_DEPTH} deep")
+        self.spend()
         self.calls[f.key] = self.calls.get(f.key, 0) + 1
         kind = self.kind
         actual_in, actual_out = list(call.input), list(call.output)
@@ -248,10 +283,11 @@ class _Inliner(Generic[N, V]):
                     attrs[attr] = values[ref]
             node = kind.make(
                 b,
-                f"{caller}/{b.name or b.op_type}",
+                self.node_name(f"{caller}/{b.name or b.op_type}"),
                 tuple(rename(x) for x in b.input),
                 tuple(rename(x) for x in b.output),
                 attrs,
+                rename,
             )
             produced.update(b.output)
             inner = self.table.get(kind.key(b))
@@ -266,4 +302,4 @@ class _Inliner(Generic[N, V]):
                 continue
             source, target = names[formal], actual_out[j]
             if source and target:
-                self.emit(out, kind.identity(f"{caller}/{formal}", source, target))
+                self.emit(out, kind.identity(self.node_name(f"{caller}/{formal}"), source, target))

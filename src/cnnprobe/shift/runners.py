@@ -507,12 +507,15 @@ def _inline_functions(model: Any) -> None:
     if not model.functions:
         return
 
+    own = onnx.AttributeProto
+
     def make(
         template: Any,
         name: str,
         inputs: tuple[str, ...],
         outputs: tuple[str, ...],
         attrs: dict[str, Any],
+        rename: Any,
     ) -> Any:
         node = onnx.NodeProto()
         node.op_type, node.domain, node.overload = (
@@ -523,10 +526,14 @@ def _inline_functions(model: Any) -> None:
         node.name = name
         node.input.extend(inputs)
         node.output.extend(outputs)
+        mine = {a.name for a in template.attribute if not a.ref_attr_name}
         for key, value in attrs.items():
             copy = node.attribute.add()
             copy.CopyFrom(value)
             copy.name = key
+            if key in mine:  # a branch or loop body of the function reads the body's tensors
+                for g in [copy.g] if copy.type == own.GRAPH else list(copy.graphs):
+                    _rename_outer(g, rename, set())
         return node
 
     kind: NodeKind[Any, Any] = NodeKind(
@@ -568,3 +575,24 @@ def _inline_functions(model: Any) -> None:
             if o.domain not in have:
                 model.opset_import.append(o)
                 have.add(o.domain)
+
+
+def _rename_outer(graph: Any, rename: Any, outer_local: set[str]) -> None:
+    """In a subgraph (``If`` branch, ``Loop`` body) of an inlined node, rename the tensors it
+    reads from the function body: every name not defined in the subgraph itself (or in a
+    subgraph enclosing it, inside the function)."""
+    scope = set(outer_local)
+    scope.update(i.name for i in graph.input)
+    scope.update(t.name for t in graph.initializer)
+    scope.update(t.values.name for t in graph.sparse_initializer)
+    for n in graph.node:
+        for k, name in enumerate(n.input):
+            if name and name not in scope:
+                n.input[k] = rename(name)
+        for a in n.attribute:
+            for g in [a.g] if a.HasField("g") else list(a.graphs):
+                _rename_outer(g, rename, scope)
+        scope.update(n.output)
+    for o in graph.output:
+        if o.name not in scope:
+            o.name = rename(o.name)
