@@ -153,16 +153,11 @@ def _plain_copies(model: onnx.ModelProto, result: AnalysisResult) -> dict[str, s
     be read unit by unit. Adds to ``model`` a ``ReorderOutput`` to the plain layout for each
     (those made by NCHWc ops but ReorderOutput, and by ops reading them, such as a fused
     activation); returns tensor -> its plain copy."""
+    from cnnprobe.shift.runners import _blocked
+
     shapes = {lay.output: lay.output_shape for lay in result.layers}
-    blocked: set[str] = set()
-    for n in model.graph.node:
-        if n.domain == NCHWC:
-            if n.op_type != "ReorderOutput":
-                blocked.update(n.output)
-        elif any(i in blocked for i in n.input):
-            blocked.update(n.output)
     copies = {}
-    for t in sorted(blocked):
+    for t in sorted(_blocked(model)):
         if t in shapes and len(shapes[t]) == 4:
             copies[t] = f"{t}__plain"
             model.graph.node.append(onnx.helper.make_node(
