@@ -429,7 +429,16 @@ def test_subgraphs_of_inlined_nodes_read_the_renamed_tensors(tmp_path: Path) -> 
         helper.make_node("If", ["c"], ["b"], then_branch=then_g, else_branch=else_g),
     ]
     f = helper.make_function("local", "F", ["a"], ["b"], body, [OPSET[0]])
-    model = _model([helper.make_node("F", ["x"], ["y"], domain="local", name="call")], [f])
+    # the main graph also has tensors named like the branches' own ('o1', 'o2'), and the function
+    # is called twice: the copies' branch-local names must not collide
+    model = _model(
+        [
+            helper.make_node("Relu", ["x"], ["o1"], name="first"),
+            helper.make_node("F", ["o1"], ["o2"], domain="local", name="call"),
+            helper.make_node("F", ["o2"], ["y"], domain="local", name="again"),
+        ],
+        [f],
+    )
     x = np.random.default_rng(0).standard_normal((1, 1, 20, 20)).astype(np.float32)
     want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     _inline_functions(model)

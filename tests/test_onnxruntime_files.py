@@ -353,3 +353,68 @@ def test_fused_matmul_moving_batch_axes_is_not_followed(tmp_path: Path) -> None:
     [d] = [d for d in r.diagnostics if d.code == "unknown-op"]
     assert d.where == "fmm" and "transBatchA/transBatchB" in d.message
     assert r.layer("fmm").status == "unknown"
+
+
+@pytest.mark.parametrize("name", ["torch_se_net.onnx", "torch_unet.onnx"])
+def test_shift_test_reads_quantized_maps_as_values(quantized: dict[str, Path], name: str) -> None:
+    """Quantized maps are compared as the values they encode (scale * (code - zero point)), not
+    as uint8 codes, whose zero point inflated the denominator of the equivariance error 10-50x.
+    Quantization changes figures a little: each stays within a factor 2 of the float layer's."""
+    q = {la["name"]: la for la in _shift_json(quantized["q_" + name])["layers"]}
+    f = {la["name"]: la for la in _shift_json(SAMPLES / name)["layers"]}
+    pairs = [(n, n.removesuffix("_quant")) for n in q if n.removesuffix("_quant") in f]
+    assert len(pairs) >= 5
+    for qn, fn in pairs:
+        a, b = q[qn]["period_multiple"]["value"], f[fn]["period_multiple"]["value"]
+        assert b / 2 <= a <= 2 * b, (qn, a, b)
+
+
+def test_shift_test_drops_the_padding_channels_of_blocked_maps(tmp_path: Path) -> None:
+    """12 channels padded to onnxruntime's block size, after a Sigmoid (the padding channels are
+    then 0.5, not 0): the blocked map reads as its 12 real channels, the figure of the file's own
+    ReorderOutput of the same map."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    w1 = numpy_helper.from_array(rng.standard_normal((12, 3, 3, 3)).astype(np.float32) * 0.3, "w1")
+    b1 = numpy_helper.from_array(rng.standard_normal(12).astype(np.float32) * 0.1, "b1")
+    w2 = numpy_helper.from_array(rng.standard_normal((12, 12, 3, 3)).astype(np.float32) * 0.3, "w2")
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", strides=[2, 2],
+                         pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Sigmoid", ["c1"], ["s1"], name="sig1"),
+        helper.make_node("Conv", ["s1", "w2"], ["c2"], name="conv2", strides=[2, 2],
+                         pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["output"], name="flat"),
+    ]
+    graph = helper.make_graph(
+        nodes, "m", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["b", 3, 32, 32])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["b", 12])], [w1, b1, w2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    plain = tmp_path / "sig.onnx"
+    onnx.save(model, plain)
+    blocked_file = _optimized(plain, tmp_path / "sig_opt.onnx")
+    layers = _shift_json(blocked_file)["layers"]
+    by_op: dict[str, list[float]] = {}
+    for la in layers:
+        by_op.setdefault(la["op"], []).append(la["period_multiple"]["value"])
+    assert "com.microsoft.nchwc.Conv" in by_op and "com.microsoft.nchwc.ReorderOutput" in by_op
+    blocked = by_op["com.microsoft.nchwc.Conv"][0]  # the fused conv + sigmoid, blocked
+    own = by_op["com.microsoft.nchwc.ReorderOutput"][0]  # the file's own plain copy of it
+    assert blocked == pytest.approx(own, rel=1e-6)
+
+
+def test_shift_test_names_a_map_made_inside_a_fused_op(quantized: dict[str, Path]) -> None:
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    path = quantized["fo_torch_se_net.onnx"]
+    inner = next(lay.output for lay in analyze(path).layers if lay.output.endswith("#conv"))
+    res = CliRunner().invoke(app, ["shift-test", str(path), "--layers", inner, "-n", "2"])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert "lies inside a fused onnxruntime op" in res.stderr and inner in res.stderr

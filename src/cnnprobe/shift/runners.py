@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import os
 import warnings
 from collections.abc import Sequence
@@ -105,7 +106,7 @@ class OnnxRunner(Runner):
         self.fetch = list(outputs)  # the session's names for them
         first = next((i for i in self.session.get_inputs() if i.name == input_name), None)
         fixed_batch = first is not None and bool(first.shape) and isinstance(first.shape[0], int)
-        if fixed_batch or any(o not in graph_outputs for o in outputs):
+        if fixed_batch or any(o not in graph_outputs for o in outputs) or _needs_help(path):
             edited = self._edit(path, input_name, outputs, fixed_batch, shapes or {}, optional)
             self.session = session(edited)
             outputs = [o for o in outputs if o in self.fetch_of]
@@ -155,14 +156,21 @@ class OnnxRunner(Runner):
             _inline_functions(model)
         except ModelError as exc:
             raise ModelError(exc.message, path) from None
-        graph_outputs = [o.name for o in model.graph.output]
-        produced = {name for node in model.graph.node for name in node.output}
+        g = model.graph
+        graph_outputs = [o.name for o in g.output]
+        produced = {name for node in g.node for name in node.output}
         present = [w for w in wanted if w in graph_outputs or w in produced]
         for k, name in enumerate(wanted):
             if name in present or (optional and k > 0):
                 continue
-            outs = ", ".join(repr(o) for o in graph_outputs)
             what = "--target" if k == 0 else "--layers"
+            if name in shapes:  # a tensor the analysis made inside a fused op
+                raise UsageError(
+                    f"{what} {name!r} lies inside a fused onnxruntime op: the file has no such "
+                    "tensor to measure",
+                    path,
+                )
+            outs = ", ".join(repr(o) for o in graph_outputs)
             raise UsageError(
                 f"{what} {name!r} is not a tensor of the model (outputs: {outs})", path
             )
@@ -171,20 +179,57 @@ class OnnxRunner(Runner):
                 f"{len(wanted) - len(present)} feature map(s) inside fused onnxruntime ops are not "
                 "tensors of the file: not measured"
             )
+        taken = produced | set(graph_outputs) | {i.name for i in g.input}
+        taken.update(t.name for t in g.initializer)
+
+        def fresh(base: str) -> str:
+            name, n = base, 1
+            while name in taken:
+                n += 1
+                name = f"{base}{n}"
+            taken.add(name)
+            return name
+
         self.fetch_of = {name: name for name in present}
-        for name in _blocked(model):
-            if name not in self.fetch_of:
+        # blocked (NCHWc) maps: reordered to plain NCHW, the padding channels dropped
+        blocked = _blocked(model)
+        real = _real_channels(model, blocked, shapes)
+        unknown = 0
+        for k, name in enumerate(present):
+            if name not in blocked:
                 continue
-            shape = shapes.get(name)
-            if shape is None or len(shape) != 4 or shape[1] is None:
-                raise ModelError(f"cannot read {name!r} out of onnxruntime's blocked layout", path)
-            plain = f"{name}#plain"
-            model.graph.node.append(
+            if name not in real:
+                if k == 0 or not optional:
+                    raise ModelError(
+                        f"cannot tell how many channels of {name!r} are real in onnxruntime's "
+                        "blocked layout",
+                        path,
+                    )
+                del self.fetch_of[name]
+                unknown += 1
+                continue
+            plain = fresh(f"{name}#plain")
+            g.node.append(
                 onnx.helper.make_node(
-                    "ReorderOutput", [name], [plain], domain=NCHWC, channels=int(shape[1])
+                    "ReorderOutput", [name], [plain], domain=NCHWC, channels=real[name]
                 )
             )
             self.fetch_of[name] = plain
+        if unknown:
+            self.notes.append(
+                f"{unknown} blocked feature map(s) whose real channel count the file does not "
+                "say: not measured"
+            )
+        # quantized maps: compared as the real values they encode, not as integer codes
+        quant = _qparams(model)
+        for name in list(self.fetch_of):
+            if name in quant:
+                scale, zero = quant[name]
+                value = fresh(f"{name}#real")
+                g.node.append(
+                    onnx.helper.make_node("DequantizeLinear", [name, scale, zero], [value])
+                )
+                self.fetch_of[name] = value
         if fixed_batch:
             inp = next(i for i in model.graph.input if i.name == input_name)
             dim0 = inp.type.tensor_type.shape.dim[0]
@@ -242,6 +287,120 @@ class OnnxRunner(Runner):
 
 
 NCHWC = "com.microsoft.nchwc"
+
+#: Bytes whose presence in a model file means inner maps may need help to be read: onnxruntime's
+#: blocked layout, quantized operators
+_HELP_MARKERS = (b"com.microsoft.nchwc", b"QLinear", b"QuantizeLinear", b"QGemm")
+
+
+def _needs_help(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    return any(m in data for m in _HELP_MARKERS)
+
+
+#: Quantized operators: (domain, op) -> input positions of their output's scale and zero point
+_QUANT_OUT = {
+    ("", "QuantizeLinear"): (1, 2),
+    ("", "QLinearConv"): (6, 7),
+    ("", "QLinearMatMul"): (6, 7),
+    ("com.microsoft", "QLinearConv"): (6, 7),
+    ("com.microsoft", "QLinearAdd"): (6, 7),
+    ("com.microsoft", "QLinearMul"): (6, 7),
+    ("com.microsoft", "QLinearSigmoid"): (3, 4),
+    ("com.microsoft", "QLinearLeakyRelu"): (3, 4),
+    ("com.microsoft", "QLinearSoftmax"): (3, 4),
+    ("com.microsoft", "QLinearGlobalAveragePool"): (3, 4),
+    ("com.microsoft", "QLinearAveragePool"): (3, 4),
+    ("com.microsoft", "QLinearReduceMean"): (3, 4),
+    ("com.microsoft", "QLinearConcat"): (0, 1),
+    ("com.microsoft", "QGemm"): (7, 8),
+}
+#: Ops that move quantized codes without changing what they encode
+_QUANT_KEEP = frozenset(
+    {
+        "MaxPool",
+        "NhwcMaxPool",
+        "Transpose",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Identity",
+        "Slice",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "Resize",
+        "Upsample",
+        "Split",
+        "Gather",
+        "Expand",
+        "Tile",
+    }
+)
+
+
+def _qparams(model: Any) -> dict[str, tuple[str, str]]:
+    """Tensors holding quantized codes -> (scale, zero point) tensors that decode them."""
+    out: dict[str, tuple[str, str]] = {}
+    for n in model.graph.node:
+        where = _QUANT_OUT.get(("" if n.domain in ("", "ai.onnx") else n.domain, n.op_type))
+        if where is not None:
+            s, z = where
+            if len(n.input) > s and n.input[s] and n.output:
+                out[n.output[0]] = (n.input[s], n.input[z] if len(n.input) > z else "")
+        elif n.op_type in _QUANT_KEEP and n.input and n.input[0] in out:
+            for o in n.output:
+                out[o] = out[n.input[0]]
+    return out
+
+
+def _real_channels(
+    model: Any, blocked: set[str], shapes: dict[str, tuple[int | None, ...]]
+) -> dict[str, int]:
+    """How many channels of each blocked tensor are real (the rest pad to the block size): said
+    by a ReorderOutput reading it, or by the plain tensor a ReorderInput read, and carried
+    through ops that keep channels (pools, upsampling, a conv's residual sum, activations)."""
+    real: dict[str, int] = {}
+    nodes = list(model.graph.node)
+    for n in nodes:
+        if n.domain != NCHWC or not n.input or not n.output:
+            continue
+        last = any(a.name == "channels_last" and a.i for a in n.attribute)
+        if n.op_type == "ReorderOutput":
+            channels = next((a.i for a in n.attribute if a.name == "channels"), 0)
+            if channels > 0:
+                real[n.input[0]] = int(channels)
+        elif n.op_type == "ReorderInput":
+            shape = shapes.get(n.input[0])
+            if shape is not None and len(shape) == 4:
+                c = shape[3] if last else shape[1]
+                if c:
+                    real[n.output[0]] = int(c)
+    keep = {"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool", "Upsample"}
+    changed = True
+    while changed:
+        changed = False
+        for n in nodes:
+            if n.domain == NCHWC and n.op_type in keep:
+                group = [n.input[0], n.output[0]]
+            elif n.domain == NCHWC and n.op_type == "Conv" and len(n.input) > 3 and n.input[3]:
+                group = [n.input[3], n.output[0]]
+            elif n.domain != NCHWC and any(i in blocked for i in n.input):
+                group = [t for t in (*n.input, *n.output) if t in blocked]
+            else:
+                continue
+            known = {real[t] for t in group if t in real}
+            if len(known) == 1:
+                c = known.pop()
+                for t in group:
+                    if t not in real:
+                        real[t] = c
+                        changed = True
+    return real
 
 
 def _blocked(model: Any) -> set[str]:
@@ -533,7 +692,7 @@ def _inline_functions(model: Any) -> None:
             copy.name = key
             if key in mine:  # a branch or loop body of the function reads the body's tensors
                 for g in [copy.g] if copy.type == own.GRAPH else list(copy.graphs):
-                    _rename_outer(g, rename, set())
+                    _rename_subgraph(g, rename, {})
         return node
 
     kind: NodeKind[Any, Any] = NodeKind(
@@ -577,22 +736,42 @@ def _inline_functions(model: Any) -> None:
                 have.add(o.domain)
 
 
-def _rename_outer(graph: Any, rename: Any, outer_local: set[str]) -> None:
-    """In a subgraph (``If`` branch, ``Loop`` body) of an inlined node, rename the tensors it
-    reads from the function body: every name not defined in the subgraph itself (or in a
-    subgraph enclosing it, inside the function)."""
-    scope = set(outer_local)
-    scope.update(i.name for i in graph.input)
-    scope.update(t.name for t in graph.initializer)
-    scope.update(t.values.name for t in graph.sparse_initializer)
+_SUBGRAPH_TAGS = itertools.count()
+
+
+def _rename_subgraph(graph: Any, rename: Any, outer: dict[str, str]) -> None:
+    """Rename, in a subgraph (``If`` branch, ``Loop`` body) of an inlined node, the tensors it
+    reads from the function body (``rename``) and the tensors it defines itself (fresh names:
+    the inlined copies of a function, and the main graph, may use the same names). ``outer``:
+    names defined by enclosing subgraphs, already renamed."""
+    local = dict(outer)
+
+    def define(name: str) -> str:
+        if not name:
+            return name
+        new: str = rename(f"{name}@{next(_SUBGRAPH_TAGS)}")  # (fresh: never a body name)
+        local[name] = new
+        return new
+
+    def read(name: str) -> str:
+        if not name:
+            return name
+        new: str = local.get(name) or rename(name)
+        return new
+
+    for i in graph.input:
+        i.name = define(i.name)
+    for t in graph.initializer:
+        t.name = define(t.name)
+    for t in graph.sparse_initializer:
+        t.values.name = define(t.values.name)
     for n in graph.node:
         for k, name in enumerate(n.input):
-            if name and name not in scope:
-                n.input[k] = rename(name)
+            n.input[k] = read(name)
         for a in n.attribute:
             for g in [a.g] if a.HasField("g") else list(a.graphs):
-                _rename_outer(g, rename, scope)
-        scope.update(n.output)
+                _rename_subgraph(g, rename, local)
+        for k, name in enumerate(n.output):
+            n.output[k] = define(name)
     for o in graph.output:
-        if o.name not in scope:
-            o.name = rename(o.name)
+        o.name = read(o.name)
