@@ -418,3 +418,16 @@ def test_shift_test_names_a_map_made_inside_a_fused_op(quantized: dict[str, Path
     res = CliRunner().invoke(app, ["shift-test", str(path), "--layers", inner, "-n", "2"])
     assert res.exit_code == 2 and res.stdout == ""
     assert "lies inside a fused onnxruntime op" in res.stderr and inner in res.stderr
+
+
+def test_fused_gemm_of_an_optimised_squeeze_excite(tmp_path: Path) -> None:
+    """onnxruntime's basic/extended optimisation of Keras's SE net fuses its gate's Dense+ReLU and
+    Dense+Sigmoid into FusedGemm (and conv+bias+ReLU into FusedConv): the verdict and every
+    layer's geometry stay the float file's."""
+    src = SAMPLES / "keras_se_net.onnx"
+    path = _optimized(src, tmp_path / "eo.onnx", "extended")
+    assert ("com.microsoft", "FusedGemm") in _ops(path)
+    q, f = analyze(path, layout="nhwc"), analyze(src, layout="nhwc")
+    assert q.verdict.certain and not [d for d in q.diagnostics if d.code == "unknown-op"]
+    for attr in ("rf", "jump", "start", "sees_full_input", "first_global_layer", "global_kind"):
+        assert getattr(q.verdict, attr) == getattr(f.verdict, attr), attr

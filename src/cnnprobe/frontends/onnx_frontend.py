@@ -483,7 +483,7 @@ def norm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     return _node(p, name, "mix", data, params, axes_from=first)
 
 
-@converts("Gemm", "com.microsoft.QGemm")
+@converts("Gemm", "com.microsoft.QGemm", "com.microsoft.FusedGemm")
 def gemm(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     tb = bool(a.get("transB", 0))
     ib = 3 if p.op_type == "QGemm" else 1  # QGemm: A, its scale and zero point, then B
