@@ -723,6 +723,10 @@ def _reference_fold(op: str, a: dict[str, Any], v: list[Any]) -> np.ndarray | No
         for ax, s, e, st in zip(axes, starts, ends, steps):
             idx[int(ax)] = slice(int(s), int(min(e, fe.BIG)), int(st))
         return np.asarray(data[tuple(idx)])
+    if op == "Equal":
+        return np.asarray(np.equal(np.asarray(v[0]), np.asarray(v[1])))
+    if op == "Where":
+        return np.asarray(np.where(np.asarray(v[0]), np.asarray(v[1]), np.asarray(v[2])))
     if op == "Reshape":
         target = [int(x) for x in np.asarray(v[1]).reshape(-1)]
         data = np.asarray(v[0])
@@ -753,14 +757,17 @@ def _rand_array(rng: random.Random) -> Array:
 def test_folding_matches_numpy() -> None:
     rng = random.Random(0)
     ops = ["Unsqueeze", "Squeeze", "Concat", "Gather", "Add", "Sub", "Mul", "Div", "Slice"]
-    ops += ["Reshape", "Mod", "Transpose"]
+    ops += ["Reshape", "Mod", "Transpose", "Equal", "Where"]
     compared = 0
     with np.errstate(all="ignore"):
-        for _ in range(6000):
+        for _ in range(7000):
             op = rng.choice(ops)
-            n_in = {"Concat": rng.randint(1, 3), "Slice": rng.randint(3, 5), "Transpose": 1}.get(
-                op, 2
-            )
+            n_in = {
+                "Concat": rng.randint(1, 3),
+                "Slice": rng.randint(3, 5),
+                "Transpose": 1,
+                "Where": 3,
+            }.get(op, 2)
             if op in ("Unsqueeze", "Squeeze") and rng.random() < 0.4:
                 n_in = 1
             v = [_rand_array(rng) for _ in range(n_in)]

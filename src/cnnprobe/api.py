@@ -80,7 +80,7 @@ def no_gc() -> Iterator[None]:
 
 
 #: At most this many rebuilds of a graph with shapes the analysis computed
-REFINE_ROUNDS = 4
+REFINE_ROUNDS = 6
 
 
 def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:
@@ -90,6 +90,7 @@ def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:
     layers whose figures are exact are handed over."""
     pointwise = tuple(assume_pointwise)
     before = len(graph.unresolved)
+    known_before = -1
     for _ in range(REFINE_ROUNDS):
         if graph.refine is None or not graph.unresolved:
             break
@@ -99,15 +100,19 @@ def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:
             for lay in prop.layers
             if lay.status == OK and all(d is not None for d in lay.output_shape)
         }
+        if len(known) <= known_before:
+            break  # no progress: the analysis learnt no new shape
+        known_before = len(known)
         better = graph.refine(known)
-        if len(better.unresolved) >= len(graph.unresolved):
-            break  # no progress
+        if len(better.unresolved) > len(graph.unresolved):
+            break
         graph = better
         settled = before - len(graph.unresolved)
-        graph.meta["refined"] = (
-            f"{settled} operand(s) settled with shapes computed by the analysis (the file's "
-            "shape inference could not)"
-        )
+        if settled > 0:
+            graph.meta["refined"] = (
+                f"{settled} operand(s) settled with shapes computed by the analysis (the file's "
+                "shape inference could not)"
+            )
     return graph
 
 

@@ -617,7 +617,15 @@ def gather(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 def expand(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     target = ctx.ints(_arg(p, 1))
     if target is None:
-        return _node(p, name, "unknown", [p.input[0]], [p.input[1]])
+        return _node(
+            p,
+            name,
+            "unknown",
+            [p.input[0]],
+            [p.input[1]],
+            reason="its target shape is computed at run time",
+            runtime_operand=True,
+        )
     return _node(p, name, "elementwise", [p.input[0]], [p.input[1]], broadcast_to=target)
 
 
@@ -821,6 +829,11 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
                 ctx.values[out] = Array((len(dims),), dims, "i8")
                 ctx.shapes[out] = (len(dims),)
             return
+        if op == "Expand":  # its shape (a constant's expansion has no state to carry it)
+            src, target = ctx.shape(p.input[0]), ctx.ints(_arg(p, 1))
+            if src is not None and target is not None and None not in src:
+                ctx.shapes[out] = _broadcast_shapes(tuple(int(d or 0) for d in src), target)
+            return
         if op not in FOLDERS:
             return  # (not even a look at the operands: most nodes)
         vals = []
@@ -838,6 +851,18 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
             ctx.shapes[out] = res.shape
     except _NOT_FOLDABLE:
         return
+
+
+def _broadcast_shapes(x: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy's broadcast of two shapes (ValueError when they do not broadcast)."""
+    nd = max(len(x), len(y))
+    px, py = (1,) * (nd - len(x)) + x, (1,) * (nd - len(y)) + y
+    out = []
+    for dx, dy in zip(px, py):
+        if dx != dy and 1 not in (dx, dy):
+            raise ValueError("shapes do not broadcast")
+        out.append(dy if dx == 1 else dx)
+    return tuple(out)
 
 
 def _fold_op(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
@@ -914,6 +939,38 @@ def _c_fmod(x: Any, y: Any) -> Any:
     return -r if x < 0 else r
 
 
+def _fold_equal(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    """ONNX Equal: elementwise ``==`` with broadcasting (after numpy's type promotion), bool."""
+    r = _arith("Equal", v[0], v[1], lambda x, y: x == y)
+    return None if r is None else Array(r.shape, [bool(x) for x in r.data], "b1")
+
+
+def _fold_where(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    """ONNX Where: ``x`` where the condition holds, else ``y``, the three broadcast together;
+    the result has numpy's promoted type of ``x`` and ``y``."""
+    cond, x, y = v
+    dtype = _promote(x.dtype, y.dtype)
+    nd = max(cond.ndim, x.ndim, y.ndim)
+    padded = [(1,) * (nd - t.ndim) + t.shape for t in (cond, x, y)]
+    dims = []
+    for sizes in zip(*padded):
+        other = {d for d in sizes if d != 1}  # (a 0 broadcasts against 1 too)
+        if len(other) > 1:
+            raise ValueError("operands could not be broadcast together")
+        dims.append(other.pop() if other else 1)
+    out = tuple(dims)
+    total = math.prod(out)
+    if total > FOLD_LIMIT:
+        return None
+    if not total:
+        return Array(out, [], dtype)
+    data = [cond.data, _cast(x.data, x.dtype, dtype), _cast(y.data, y.dtype, dtype)]
+    picks = [
+        [d[i] for i in _broadcast_index(p, out)] if p != out else d for d, p in zip(data, padded)
+    ]
+    return Array(out, [xv if c else yv for c, xv, yv in zip(*picks)], dtype)
+
+
 def _fold_transpose(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
     x = v[0]
     perm = [int(k) for k in a.get("perm", range(x.ndim - 1, -1, -1))]
@@ -971,6 +1028,8 @@ FOLDERS: dict[str, Callable[[str, dict[str, Any], list[Array], int], Array | Non
     "Transpose": _fold_transpose,
     "Slice": _fold_slice,
     "Reshape": _fold_reshape,
+    "Equal": _fold_equal,
+    "Where": _fold_where,
 }
 
 
@@ -1378,7 +1437,9 @@ def _operand_unknown(node: Node, shapes: dict[str, Shape], strict: bool = False)
     inference (with data propagation) can usually resolve it. ``strict``: a recorded output
     shape with unknown dims (besides the batch) does not count either."""
     keys = STATIC_OPERANDS.get(node.op)
-    if keys is None or any(node.attrs.get(k) is not None for k in keys):
+    if node.attrs.get("runtime_operand"):  # converted as unknown for want of the operand
+        keys = ()
+    elif keys is None or any(node.attrs.get(k) is not None for k in keys):
         return False
     if not node.outputs or node.outputs[0] not in shapes:
         return True
