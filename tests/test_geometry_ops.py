@@ -2080,3 +2080,38 @@ def test_resize_antialias_by_hand(tmp_path: Path) -> None:
         onnx.save(model, path)
         lay = analyze(path).layer("resize")
         assert [lay.real_interval(1, k) for k in range(4)] == want
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_row_broadcast_down_a_map(tmp_path: Path, explicit: bool) -> None:
+    """``a + a[:, :, 2:3, :]`` (row 2 of a conv's map added to every row), with the row expanded
+    explicitly (``Expand``, as PyTorch exports ``row.expand(...)``) or broadcast by the Add: every
+    unit also reads what row 2 reads, and onnxruntime agrees unit by unit."""
+    from oracle import measure_intervals
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    w2 = numpy_helper.from_array(np.ones((4, 4, 3, 3), np.float32), "w2")
+    starts = numpy_helper.from_array(np.array([2], np.int64), "starts")
+    ends = numpy_helper.from_array(np.array([3], np.int64), "ends")
+    axes = numpy_helper.from_array(np.array([2], np.int64), "axes")
+    shape = numpy_helper.from_array(np.array([1, 4, 14, 12], np.int64), "shape")
+    nodes = [
+        node("Conv", ["x", "w"], "a", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("Slice", ["a", "starts", "ends", "axes"], "row"),
+    ]
+    if explicit:
+        nodes.append(node("Expand", ["row", "shape"], "rows"))
+    nodes += [
+        node("Add", ["a", "rows" if explicit else "row"], "sum"),
+        node("Conv", ["sum", "w2"], "y", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    ]
+    path = save(tmp_path, nodes, (1, 3, 14, 12), [w, w2, starts, ends, axes, shape])
+    r = analyze(path)
+    assert r.verdict.certain
+    lay = r.layer("y")
+    measured = measure_intervals(onnx.load(str(path)), "x", ["y"], spatial_axes_in=(2, 3))["y"]
+    for a in range(2):
+        assert [lay.real_interval(a, k) for k in range(lay.axes[a].size or 0)] == measured[a]
+    # by hand: row 2 of `a` reads input rows 1..3; unit 0 of y reads rows of `sum` 0..1, so
+    # input rows 0..2 from `a` and 1..3 from the row: 0..3
+    assert lay.real_interval(0, 0) == (0, 3)

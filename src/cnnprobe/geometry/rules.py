@@ -735,13 +735,17 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     reach: list[tuple[int, int] | None] = [None] * nspatial  # of the global parts, hulled
     # the local parts per axis (what they read together matters when some are untracked)
     local: list[list[AxisState]] = [[] for _ in range(nspatial)]
+    # output axis -> input axes a part broadcasts along it (a row repeated down a map)
+    broadcast_at: dict[int, set[int]] = {}
     for p in parts:
         off = rank - p.rank
         broadcast_spatial: set[int] = set()
         for t in range(p.rank):
             n_out = out_shape[t + off]
             if p.shape[t] == 1 and n_out != 1:
-                broadcast_spatial |= {f.spatial for f in p.layout[t] if f.spatial is not None}
+                ids = {f.spatial for f in p.layout[t] if f.spatial is not None}
+                broadcast_spatial |= ids
+                broadcast_at.setdefault(t + off, set()).update(ids)
                 continue
             mine = p.layout[t]
             if layout[t + off] is None or not _has_spatial(layout[t + off]):
@@ -785,6 +789,11 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
             axes.append(AxisState.untracked(hull(*(ax.span() for ax in local[sp]))))
         else:
             axes.append(AxisState(win, glob[sp], None, reach[sp]))
+    for t, ids in broadcast_at.items():
+        # no part holds this axis at full size (an Expand of one row): the broadcast axis still
+        # runs along the input axis, every unit reading the same row
+        if layout[t] is None and len(ids) == 1 and out_shape[t] is not None:
+            layout[t] = (factor(out_shape[t], next(iter(ids))),)
     full_layout = tuple(
         _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
     )
