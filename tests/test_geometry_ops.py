@@ -2115,3 +2115,18 @@ def test_row_broadcast_down_a_map(tmp_path: Path, explicit: bool) -> None:
     # by hand: row 2 of `a` reads input rows 1..3; unit 0 of y reads rows of `sum` 0..1, so
     # input rows 0..2 from `a` and 1..3 from the row: 0..3
     assert lay.real_interval(0, 0) == (0, 3)
+
+
+@pytest.mark.parametrize("scale, n, want", [(0.7, 30, 21), (0.7, 20, 14), (5 / 6, 18, 15)])
+def test_resize_size_from_a_float32_scale(tmp_path: Path, scale: float, n: int, want: int) -> None:
+    """Resize scales are float32: 0.7 is 0.699999988..., and 30 x that is 20.99999... in double
+    precision, but runtimes multiply in float32, where it rounds to 21.0 (PyTorch gives 21 too).
+    The output size is the runtime's."""
+    import onnxruntime as ort
+
+    scales = numpy_helper.from_array(np.array([1, 1, scale, scale], np.float32), "scales")
+    nodes = [node("Resize", ["x", "", "scales"], "y", mode="linear")]
+    path = save(tmp_path, nodes, (1, 1, n, n), [scales])
+    got = ort.InferenceSession(str(path)).run(None, {"x": np.zeros((1, 1, n, n), np.float32)})[0]
+    assert got.shape == (1, 1, want, want)
+    assert analyze(path).layer("y").output_shape == (1, 1, want, want)

@@ -723,6 +723,16 @@ def _reference_fold(op: str, a: dict[str, Any], v: list[Any]) -> np.ndarray | No
         for ax, s, e, st in zip(axes, starts, ends, steps):
             idx[int(ax)] = slice(int(s), int(min(e, fe.BIG)), int(st))
         return np.asarray(data[tuple(idx)])
+    if op == "Cast":
+        x = np.asarray(v[0])
+        dt = np.dtype(a["to_code"])
+        if dt.kind in "iu" and x.dtype.kind == "f":  # numpy's result is undefined out of range
+            info = np.iinfo(dt)
+            # (compared in Python: exact between floats and ints)
+            if not all(math.isfinite(f) and info.min - 1 < f < info.max + 1
+                       for f in x.reshape(-1).tolist()):
+                raise OverflowError("out of range")
+        return np.asarray(x.astype(dt))
     if op == "Equal":
         return np.asarray(np.equal(np.asarray(v[0]), np.asarray(v[1])))
     if op == "Where":
@@ -757,15 +767,16 @@ def _rand_array(rng: random.Random) -> Array:
 def test_folding_matches_numpy() -> None:
     rng = random.Random(0)
     ops = ["Unsqueeze", "Squeeze", "Concat", "Gather", "Add", "Sub", "Mul", "Div", "Slice"]
-    ops += ["Reshape", "Mod", "Transpose", "Equal", "Where"]
+    ops += ["Reshape", "Mod", "Transpose", "Equal", "Where", "Cast"]
     compared = 0
     with np.errstate(all="ignore"):
-        for _ in range(7000):
+        for _ in range(8000):
             op = rng.choice(ops)
             n_in = {
                 "Concat": rng.randint(1, 3),
                 "Slice": rng.randint(3, 5),
                 "Transpose": 1,
+                "Cast": 1,
                 "Where": 3,
             }.get(op, 2)
             if op in ("Unsqueeze", "Squeeze") and rng.random() < 0.4:
@@ -778,6 +789,10 @@ def test_folding_matches_numpy() -> None:
             attrs: dict[str, Any] = {}
             if op == "Mod":
                 attrs["fmod"] = rng.choice([0, 1])
+            if op == "Cast":
+                to = rng.choice([1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 13])
+                attrs["to"] = to
+                attrs["to_code"] = fe._CAST_TO[to]
             if op == "Transpose" and rng.random() < 0.8:
                 perm = list(range(v[0].ndim))
                 rng.shuffle(perm)

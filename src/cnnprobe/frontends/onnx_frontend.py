@@ -877,6 +877,35 @@ def _fold_same(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array 
     return v[0]  # Cast keeps the values: they are only read as ints/floats
 
 
+#: ONNX TensorProto data types -> the folder's numpy-style dtype codes
+_CAST_TO = {1: "f4", 2: "u1", 3: "i1", 4: "u2", 5: "i2", 6: "i4", 7: "i8", 9: "b1", 10: "f2"}
+_CAST_TO.update({11: "f8", 12: "u4", 13: "u8"})
+
+
+def _fold_cast(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    """ONNX Cast, as numpy's ``astype``: floats rounded to the target precision, truncated
+    toward zero into integers (an out-of-range or non-finite float is not folded: numpy's result
+    is undefined there), integers wrapped, anything non-zero true."""
+    to = _CAST_TO.get(int(a["to"]))
+    if to is None:
+        raise TypeError("cast to a type the folding does not handle")
+    x = v[0]
+    if to == "b1":
+        return Array(x.shape, [bool(d) for d in x.data], to)
+    if to[0] == "f":
+        return Array(x.shape, _fit([float(d) for d in x.data], to), to)
+    bits = _INT_BITS[to]
+    lo, hi = (0, (1 << bits) - 1) if to[0] == "u" else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    out = []
+    for d in x.data:
+        if isinstance(d, float):
+            if d != d or d in (math.inf, -math.inf) or not lo - 1 < d < hi + 1:
+                raise OverflowError("float out of the integer range")
+            d = int(d)  # toward zero
+        out.append(int(d))
+    return Array(x.shape, _fit(out, to), to)
+
+
 def _fold_unsqueeze(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
     axes: list[Any] = list(a["axes"]) if "axes" in a else [int(x) for x in v[1].data]
     x = v[0]
@@ -1015,7 +1044,7 @@ def _fold_reshape(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Arr
 #: which :func:`_fold` handles itself), one small function each.
 FOLDERS: dict[str, Callable[[str, dict[str, Any], list[Array], int], Array | None]] = {
     "Identity": _fold_same,
-    "Cast": _fold_same,
+    "Cast": _fold_cast,
     "Unsqueeze": _fold_unsqueeze,
     "Squeeze": _fold_squeeze,
     "Concat": _fold_concat,

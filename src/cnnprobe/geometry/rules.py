@@ -7,6 +7,7 @@ file is used only when an op's parameters are not static). Rules never see ONNX 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -429,6 +430,15 @@ def slice_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
     return [out.evolve(shape=shape)]
 
 
+def _float32(x: float) -> float:
+    """``x`` rounded to the nearest float32 (a float32 scale times a size: runtimes multiply in
+    float32, so 30 * 0.7f is 21, not the 20.99... of double precision)."""
+    try:
+        return float(struct.unpack("f", struct.pack("f", x))[0])
+    except OverflowError:  # beyond float32: nothing to round
+        return x
+
+
 @rule("resize")
 def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
@@ -463,7 +473,8 @@ def resize_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
                 if scale == 1:
                     continue
                 raise GeometryError(f"resize of axis {t} with unknown size (give --input-shape)")
-            size = int(n * factor)
+            # as runtimes compute it: the float32 product, truncated
+            size = int(_float32(_float32(factor) * n))
         if size == n and scale == 1 and a.get("coord_mode") != "align_corners":
             continue
         if size <= 0:
