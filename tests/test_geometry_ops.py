@@ -2130,3 +2130,23 @@ def test_resize_size_from_a_float32_scale(tmp_path: Path, scale: float, n: int, 
     got = ort.InferenceSession(str(path)).run(None, {"x": np.zeros((1, 1, n, n), np.float32)})[0]
     assert got.shape == (1, 1, want, want)
     assert analyze(path).layer("y").output_shape == (1, 1, want, want)
+
+
+def test_slicing_channels_that_mixed_an_input_axis_is_no_internal_error(tmp_path: Path) -> None:
+    """A channels-last 5-D clip read with the default (channels-first) layout: the last axis (3)
+    is taken for a spatial one, a conv then mixes it into 16 channels and a Slice keeps 8 of
+    them. That slice once indexed a per-unit table of 3 entries on a 16-long axis; now the
+    coverage of that axis is merely unknown."""
+    w = numpy_helper.from_array(np.ones((16, 3, 3, 3), np.float32), "w")
+    idx = numpy_helper.from_array(np.array(0, np.int64), "idx")
+    starts = numpy_helper.from_array(np.array([0], np.int64), "starts")
+    ends = numpy_helper.from_array(np.array([8], np.int64), "ends")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [
+        node("Gather", ["x", "idx"], "frame", axis=1),
+        node("Transpose", ["frame"], "nchw", perm=[0, 3, 1, 2]),
+        node("Conv", ["nchw", "w"], "conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("Slice", ["conv", "starts", "ends", "axes"], "y"),
+    ]
+    r = analyze(save(tmp_path, nodes, (1, 4, 12, 10, 3), [w, idx, starts, ends, axes]))
+    assert not [d for d in r.diagnostics if "malformed" in d.message]

@@ -180,7 +180,13 @@ def _move_window(
         window = None
     n_in = state.shape[t]
     real = None
-    if ax.real is not None and reads is not None and n_in is not None and n_out is not None:
+    if (
+        ax.real is not None
+        and reads is not None
+        and n_in is not None
+        and n_out is not None
+        and len(ax.real.lo) == n_in  # (a stale table: the axis was resized by a mixing op)
+    ):
         real = reads(ax.real, n_in, n_out)
     return state.set_axis(a, ax.local(window, real)), a
 
