@@ -832,7 +832,7 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
         if op == "Expand":  # its shape (a constant's expansion has no state to carry it)
             src, target = ctx.shape(p.input[0]), ctx.ints(_arg(p, 1))
             if src is not None and target is not None and None not in src:
-                ctx.shapes[out] = _broadcast_shapes(tuple(int(d or 0) for d in src), target)
+                ctx.shapes[out] = _broadcast_shapes(tuple(d for d in src if d is not None), target)
             return
         if op not in FOLDERS:
             return  # (not even a look at the operands: most nodes)
@@ -853,15 +853,21 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
         return
 
 
-def _broadcast_shapes(x: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, ...]:
-    """numpy's broadcast of two shapes (ValueError when they do not broadcast)."""
-    nd = max(len(x), len(y))
-    px, py = (1,) * (nd - len(x)) + x, (1,) * (nd - len(y)) + y
+def _padded(shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The shapes with leading 1s up to the same rank (numpy's broadcasting aligns the ends)."""
+    nd = max(len(s) for s in shapes)
+    return [(1,) * (nd - len(s)) + s for s in shapes]
+
+
+def _broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy's broadcast of shapes: per axis, the size other than 1 (0 included) that they all
+    share, else 1 (ValueError when two differ)."""
     out = []
-    for dx, dy in zip(px, py):
-        if dx != dy and 1 not in (dx, dy):
-            raise ValueError("shapes do not broadcast")
-        out.append(dy if dx == 1 else dx)
+    for sizes in zip(*_padded(shapes)):
+        other = {d for d in sizes if d != 1}
+        if len(other) > 1:
+            raise ValueError("operands could not be broadcast together")
+        out.append(other.pop() if other else 1)
     return tuple(out)
 
 
@@ -874,7 +880,7 @@ def _fold_op(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | 
 
 
 def _fold_same(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
-    return v[0]  # Cast keeps the values: they are only read as ints/floats
+    return v[0]  # (Identity)
 
 
 #: ONNX TensorProto data types -> the folder's numpy-style dtype codes
@@ -979,15 +985,8 @@ def _fold_where(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array
     the result has numpy's promoted type of ``x`` and ``y``."""
     cond, x, y = v
     dtype = _promote(x.dtype, y.dtype)
-    nd = max(cond.ndim, x.ndim, y.ndim)
-    padded = [(1,) * (nd - t.ndim) + t.shape for t in (cond, x, y)]
-    dims = []
-    for sizes in zip(*padded):
-        other = {d for d in sizes if d != 1}  # (a 0 broadcasts against 1 too)
-        if len(other) > 1:
-            raise ValueError("operands could not be broadcast together")
-        dims.append(other.pop() if other else 1)
-    out = tuple(dims)
+    padded = _padded([cond.shape, x.shape, y.shape])
+    out = _broadcast_shapes(*padded)
     total = math.prod(out)
     if total > FOLD_LIMIT:
         return None
@@ -1313,18 +1312,8 @@ def _arith(
 ) -> Array | None:
     """``op`` (Add, Sub, Mul, Div; or any elementwise ``fn``) with numpy's broadcasting and
     type promotion."""
-    nd = max(x.ndim, y.ndim)
-    px = (1,) * (nd - x.ndim) + x.shape
-    py = (1,) * (nd - y.ndim) + y.shape
-    shape = []
-    for dx, dy in zip(px, py):
-        if dx == dy or dy == 1:
-            shape.append(dx)
-        elif dx == 1:
-            shape.append(dy)
-        else:
-            raise ValueError("operands could not be broadcast together")
-    out = tuple(shape)
+    px, py = _padded([x.shape, y.shape])
+    out = _broadcast_shapes(px, py)
     if math.prod(out) > FOLD_LIMIT:
         return None
     dtype = _promote(x.dtype, y.dtype)
