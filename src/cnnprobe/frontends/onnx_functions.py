@@ -196,7 +196,7 @@ def inline_functions(model: ModelInfo) -> tuple[list[NodeInfo], str | None]:
     return nodes, summary(calls)
 
 
-class _Names:
+class FreshNames:
     """Fresh names, unique among ``taken``: ``wanted``, else ``wanted#2``, ``wanted#3``... (a
     counter per wanted name keeps this linear when thousands of calls want the same one)."""
 
@@ -225,8 +225,8 @@ class _Inliner(Generic[N, V]):
         kind: NodeKind[N, V],
     ) -> None:
         self.table = table
-        self.fresh = _Names(taken)
-        self.node_name = _Names(node_names)
+        self.fresh = FreshNames(taken)
+        self.node_name = FreshNames(node_names)
         self.kind = kind
         self.made = 0
         self.calls: dict[FunctionKey, int] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import itertools
+import mmap
 import os
 import warnings
 from collections.abc import Sequence
@@ -179,16 +180,11 @@ class OnnxRunner(Runner):
                 f"{len(wanted) - len(present)} feature map(s) inside fused onnxruntime ops are not "
                 "tensors of the file: not measured"
             )
+        from ..frontends.onnx_functions import FreshNames
+
         taken = produced | set(graph_outputs) | {i.name for i in g.input}
         taken.update(t.name for t in g.initializer)
-
-        def fresh(base: str) -> str:
-            name, n = base, 1
-            while name in taken:
-                n += 1
-                name = f"{base}{n}"
-            taken.add(name)
-            return name
+        fresh = FreshNames(taken)
 
         self.fetch_of = {name: name for name in present}
         # blocked (NCHWc) maps: reordered to plain NCHW, the padding channels dropped
@@ -294,12 +290,13 @@ _HELP_MARKERS = (b"com.microsoft.nchwc", b"QLinear", b"QuantizeLinear", b"QGemm"
 
 
 def _needs_help(path: str) -> bool:
+    """Whether the file names one of :data:`_HELP_MARKERS` (searched in place, memory-mapped:
+    weights make files of hundreds of MB)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return any(data.find(m) >= 0 for m in _HELP_MARKERS)
+    except (OSError, ValueError):  # (ValueError: an empty file cannot be mapped)
         return False
-    return any(m in data for m in _HELP_MARKERS)
 
 
 #: Quantized operators: (domain, op) -> input positions of their output's scale and zero point
