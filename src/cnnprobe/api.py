@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from .analysis.receptive_field import propagate
+from .analysis.receptive_field import Propagation, propagate
 from .analysis.verdict import make_verdict
 from .errors import UsageError
 from .frontends import load_graph
@@ -88,10 +88,16 @@ def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:
     operands the frontend could not work out from the file (``Graph.unresolved``): a reshape
     target computed from the shape of a tensor that only the analysis knows. Only shapes of
     layers whose figures are exact are handed over."""
-    pointwise = tuple(assume_pointwise)
+    return _refined(graph, tuple(assume_pointwise))[0]
+
+
+def _refined(graph: Graph, pointwise: tuple[str, ...]) -> tuple[Graph, Propagation | None]:
+    """:func:`refined`, and the analysis of the graph it returns when it made one last."""
     before = len(graph.unresolved)
     known_before = -1
+    prop: Propagation | None = None
     for _ in range(REFINE_ROUNDS):
+        prop = None
         if graph.refine is None or not graph.unresolved:
             break
         prop = propagate(graph, pointwise)
@@ -106,20 +112,22 @@ def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:
         better = graph.refine(known)
         if len(better.unresolved) > len(graph.unresolved):
             break
-        graph = better
+        graph, prop = better, None
         settled = before - len(graph.unresolved)
         if settled > 0:
             graph.meta["refined"] = (
                 f"{settled} operand(s) settled with shapes computed by the analysis (the file's "
                 "shape inference could not)"
             )
-    return graph
+    return graph, prop
 
 
 def analyze_graph(graph: Graph, assume_pointwise: Iterable[str] = ()) -> AnalysisResult:
     """Analyse an IR graph built by a frontend (or by hand)."""
-    graph = refined(graph, assume_pointwise)
-    prop = propagate(graph, assume_pointwise)
+    pointwise = tuple(assume_pointwise)
+    graph, prop = _refined(graph, pointwise)
+    if prop is None:  # (the last round's analysis is of this very graph otherwise)
+        prop = propagate(graph, pointwise)
     verdict = make_verdict(graph, prop)
     inp = graph.input
     model = ModelInfo(
