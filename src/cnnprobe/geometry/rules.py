@@ -624,9 +624,9 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         raise GeometryError("MatMul with a 1-D operand is not supported")
     # (onnxruntime's FusedMatMul transposes the last two axes of an operand first)
     if node.attrs.get("trans_a"):
-        a = _swap_last_two(a)
+        a = _permute(a, (*range(a.rank - 2), a.rank - 1, a.rank - 2))
     if node.attrs.get("trans_b"):
-        b = _swap_last_two(b)
+        b = _permute(b, (*range(b.rank - 2), b.rank - 1, b.rank - 2))
     a = a.make_global([a.rank - 1], keep_window=False)
     b = b.make_global([b.rank - 2], keep_window=False)
     batch = _broadcast_shape([a.shape[:-2], b.shape[:-2]])
@@ -638,13 +638,6 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         shape=b.shape[:-2] + (1,) + b.shape[-1:],
     )
     return [_merge([p for p in (a_part, b_part) if p.live], out_shape, ctx)]
-
-
-def _swap_last_two(x: TensorState) -> TensorState:
-    return x.evolve(
-        layout=x.layout[:-2] + (x.layout[-1], x.layout[-2]),
-        shape=x.shape[:-2] + (x.shape[-1], x.shape[-2]),
-    )
 
 
 @rule("einsum")
@@ -992,9 +985,12 @@ def transpose_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> 
     perm = node.attrs.get("perm") or tuple(reversed(range(x.rank)))
     if sorted(perm) != list(range(x.rank)):
         raise GeometryError(f"perm {perm} is not a permutation of {x.rank} axes")
-    return [
-        x.evolve(layout=tuple(x.layout[p] for p in perm), shape=tuple(x.shape[p] for p in perm))
-    ]
+    return [_permute(x, perm)]
+
+
+def _permute(x: TensorState, perm: Sequence[int]) -> TensorState:
+    """``x`` with its axes in the order ``perm`` (output axis ``k`` is input axis ``perm[k]``)."""
+    return x.evolve(layout=tuple(x.layout[p] for p in perm), shape=tuple(x.shape[p] for p in perm))
 
 
 @rule("gather")

@@ -27,9 +27,9 @@ def shape(s: Shape) -> str:
     return format_shape(s)
 
 
-def axes(values: Sequence[object], sep: str = "×") -> str:
+def axes(values: Sequence[object], sep: str = "×", missing: str = "?") -> str:
     """Per-axis values joined as ``3×3``; equal values are not collapsed (axes matter)."""
-    return sep.join("?" if v is None else str(v) for v in values)
+    return sep.join(missing if v is None else str(v) for v in values)
 
 
 def percent(x: float | None) -> str:

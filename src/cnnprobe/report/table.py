@@ -34,9 +34,7 @@ def _pad(a: AxisGeometry) -> str:
 
 def _opt(values: list[object]) -> str:
     """An op parameter per axis: ``-`` along the axes the op does not slide along."""
-    if all(v is None for v in values):
-        return "-"
-    return "×".join("-" if v is None else str(v) for v in values)
+    return "-" if all(v is None for v in values) else axes(values, missing="-")
 
 
 def row(layer: LayerResult) -> list[str]:
