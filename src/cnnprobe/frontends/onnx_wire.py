@@ -654,10 +654,8 @@ def _sparse(buf: bytes, pos: int, end: int) -> SparseInfo:
             expect(num, wire, VARINT, "SparseTensorProto", pos)
             v, pos = varint(buf, pos, end)
             dims.append(int64(v))
-        else:
-            if num == 2:
-                expect(num, wire, LEN, "SparseTensorProto", pos)
-            pos = skip(buf, pos, end, wire)
+        else:  # 2: indices, never read
+            pos = _skip_unread(buf, pos, end, num, wire, {2: LEN}, "SparseTensorProto")
     sp.dims = tuple(dims)
     return sp
 
