@@ -655,6 +655,12 @@ def test_transpose_pad_rule() -> None:
     assert transpose_pads(5, 2, 1, "same", 1) == (1, 2, 0)
 
 
+def k2_sequential(name: str, shape: list[Any], *layers: dict[str, Any]) -> dict[str, Any]:
+    """A Keras 2 Sequential config whose first layer is an InputLayer of ``shape``."""
+    first = {"class_name": "InputLayer", "config": {"name": name, "batch_input_shape": shape}}
+    return {"class_name": "Sequential", "config": {"name": "s", "layers": [first, *layers]}}
+
+
 def test_time_distributed_frames_then_pooling_over_time(tmp_path: Path) -> None:
     """Clips of 8 frames of 12x12x1 (a Keras 2 Sequential config). Per frame: conv 3x3 valid
     (10x10, r 3), zero padding 1 (12x12, start -1), max pooling 2 (6x6, r 4, jump 2), flatten
@@ -669,27 +675,20 @@ def test_time_distributed_frames_then_pooling_over_time(tmp_path: Path) -> None:
                        "layer": {"class_name": inner_cls, "config": cfg}},
         }
 
-    model = {
-        "class_name": "Sequential",
-        "config": {
-            "name": "s",
-            "layers": [
-                {"class_name": "InputLayer",
-                 "config": {"name": "clip", "batch_input_shape": [None, 8, 12, 12, 1]}},
-                td("Conv2D", name="conv", filters=2, kernel_size=[3, 3], strides=[1, 1],
-                   padding="valid", data_format="channels_last"),
-                td("ZeroPadding2D", name="pad", padding=[[1, 1], [1, 1]],
-                   data_format="channels_last"),
-                td("MaxPooling2D", name="pool", pool_size=[2, 2], strides=None, padding="valid"),
-                td("Flatten", name="flat"),
-                td("Dense", name="dense", units=5),
-                {"class_name": "Conv1D",
-                 "config": {"name": "temporal", "filters": 4, "kernel_size": [3],
-                            "strides": [1], "padding": "valid", "dilation_rate": [1]}},
-                {"class_name": "GlobalAveragePooling1D", "config": {"name": "over_time"}},
-            ],
-        },
-    }
+    model = k2_sequential(
+        "clip",
+        [None, 8, 12, 12, 1],
+        td("Conv2D", name="conv", filters=2, kernel_size=[3, 3], strides=[1, 1],
+           padding="valid", data_format="channels_last"),
+        td("ZeroPadding2D", name="pad", padding=[[1, 1], [1, 1]], data_format="channels_last"),
+        td("MaxPooling2D", name="pool", pool_size=[2, 2], strides=None, padding="valid"),
+        td("Flatten", name="flat"),
+        td("Dense", name="dense", units=5),
+        {"class_name": "Conv1D",
+         "config": {"name": "temporal", "filters": 4, "kernel_size": [3],
+                    "strides": [1], "padding": "valid", "dilation_rate": [1]}},
+        {"class_name": "GlobalAveragePooling1D", "config": {"name": "over_time"}},
+    )
     r = analyze(save_dir(tmp_path, model))
     assert r.verdict.certain, [d.message for d in r.diagnostics]
     conv = r.layer("td_conv")
@@ -719,19 +718,13 @@ def test_resizing_antialias(tmp_path: Path, antialias: bool) -> None:
     run it: torch's antialiased resize reads the same pixels for every size tried; TF's too,
     except where a kernel end falls exactly on a pixel, to which its float32 arithmetic leaves a
     weight of ~1e-7, e.g. 9 -> 5.)"""
-    model = {
-        "class_name": "Sequential",
-        "config": {
-            "name": "s",
-            "layers": [
-                {"class_name": "InputLayer",
-                 "config": {"name": "img", "batch_input_shape": [None, 12, 12, 3]}},
-                {"class_name": "Resizing",
-                 "config": {"name": "resize", "height": 4, "width": 4,
-                            "interpolation": "bilinear", "antialias": antialias}},
-            ],
-        },
-    }
+    model = k2_sequential(
+        "img",
+        [None, 12, 12, 3],
+        {"class_name": "Resizing",
+         "config": {"name": "resize", "height": 4, "width": 4,
+                    "interpolation": "bilinear", "antialias": antialias}},
+    )
     r = analyze(save_dir(tmp_path, model))
     lay = r.layer("resize")
     assert r.verdict.certain and lay.output_shape == (None, 4, 4, 3)
