@@ -157,6 +157,20 @@ def video_net() -> keras.Model:
     return keras.Model(inp, x, name="video_net")
 
 
+def crnn() -> keras.Model:
+    """A text-line recogniser (CRNN): convs, a pooling over the whole height, the width as a
+    sequence: an LSTM (step t has read columns 0..t; also its final state), a bidirectional GRU
+    (every step has read every column), a per-step classifier."""
+    inp = keras.Input((8, 24, 1), name="line")
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    x = layers.MaxPooling2D((8, 1), name="pool")(x)
+    x = layers.Reshape((24, 4), name="columns")(x)
+    seq, state_h, _ = layers.LSTM(5, return_sequences=True, return_state=True, name="lstm")(x)
+    x = layers.Bidirectional(layers.GRU(3, return_sequences=True), name="bigru")(seq)
+    out = layers.Dense(6, name="classes")(x)
+    return keras.Model(inp, [out, seq, state_h], name="crnn")
+
+
 SAMPLES: dict[str, Callable[[], keras.Model]] = {
     "mnist_convnet": mnist_convnet,
     "mnist_pooled": mnist_pooled,
@@ -165,6 +179,7 @@ SAMPLES: dict[str, Callable[[], keras.Model]] = {
     "se_net": se_net,
     "decoder_net": decoder_net,
     "video_net": video_net,
+    "crnn": crnn,
 }
 
 

@@ -150,8 +150,11 @@ def _run_all(
     names: Sequence[str],
     batch: np.ndarray,
     batch_fixed_one: bool,
+    batch_axes: Sequence[int] | None = None,
 ) -> list[np.ndarray]:
-    """Outputs for every row of ``batch``, as arrays with the batch axis first."""
+    """Outputs for every row of ``batch``, stacked along each output's batch axis
+    (``batch_axes``, default the first)."""
+    axes = list(batch_axes) if batch_axes is not None else [0] * len(names)
     single = _session(model)
 
     def run_one(row: np.ndarray) -> list[np.ndarray]:
@@ -172,20 +175,22 @@ def _run_all(
             for begin in range(0, len(batch), chunk):
                 rows = batch[begin : begin + chunk]
                 outs = [np.asarray(o) for o in batched.run(list(names), {input_name: rows})]
-                if any(o.shape[0] != len(rows) for o in outs):
+                if any(o.shape[b] != len(rows) for o, b in zip(outs, axes)):
                     raise ValueError("batch dimension not preserved")
                 parts.append(outs)
             # The batched copy must reproduce the plain model on the baseline sample.
-            for ref, got in zip(reference, (p[0] for p in parts[0]), strict=True):
-                if ref.shape[1:] != got.shape or not np.allclose(
-                    ref[0], got, rtol=1e-4, atol=1e-5, equal_nan=True
+            firsts = (np.take(o, 0, axis=b) for o, b in zip(parts[0], axes))
+            for ref, got, b in zip(reference, firsts, axes, strict=False):
+                ref0 = np.take(ref, 0, axis=b)
+                if ref0.shape != got.shape or not np.allclose(
+                    ref0, got, rtol=1e-4, atol=1e-5, equal_nan=True
                 ):
                     raise ValueError("batched model disagrees with the original")
         except Exception:  # fall back to one run per sample
             parts = []
     if not parts:
         parts = [run_one(row) for row in batch]
-    return [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(names))]
+    return [np.concatenate([p[i] for p in parts], axis=axes[i]) for i in range(len(names))]
 
 
 def _changed(baseline: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
@@ -215,6 +220,7 @@ def measure_intervals(
     seed: int = 0,
     magnitude: float = 1e6,
     input_shape: Sequence[int] | None = None,
+    tensor_axes: dict[str, tuple[int, tuple[int | None, ...]]] | None = None,
 ) -> dict[str, list[list[Interval | None]]]:
     """Measure which input coordinates each unit of each tensor depends on.
 
@@ -224,7 +230,10 @@ def measure_intervals(
 
     ``layout`` says where the spatial axes of the requested tensors are: ``"NC"`` (channels
     first: the a-th spatial axis of the input maps to tensor axis ``2 + a``) or ``"NXC"``
-    (channels last: tensor axis ``1 + a``). Every requested tensor must have the input's rank.
+    (channels last: tensor axis ``1 + a``). Every requested tensor must have the input's rank,
+    unless ``tensor_axes`` says, for that tensor, which axis is its batch and which axis holds
+    each input spatial axis (``None``: an axis reduced to one unit, or gone; the tensor then
+    counts as a single unit along it), as the test's author works it out from the model.
     """
     if layout not in ("NC", "NXC"):
         raise ValueError(f"layout must be 'NC' or 'NXC', not {layout!r}")
@@ -240,32 +249,54 @@ def measure_intervals(
 
     run_names = [n for n in dict.fromkeys(tensor_names) if n != input_name]
     outputs: dict[str, np.ndarray] = {input_name: batch}
+    given = tensor_axes or {}
     if run_names:
         runnable = _with_outputs(model, run_names)
-        measured = _run_all(runnable, input_name, run_names, batch, batch_fixed_one)
+        batch_axes = [given[n][0] if n in given else 0 for n in run_names]
+        measured = _run_all(runnable, input_name, run_names, batch, batch_fixed_one, batch_axes)
         outputs.update(zip(run_names, measured, strict=True))
 
     result: dict[str, list[list[Interval | None]]] = {}
     for name in tensor_names:
         values = outputs[name]
+        if name in given:
+            b, where = given[name]
+            values = np.moveaxis(values, b, 0)  # (axes before the batch move up by one)
+            changed = _changed(values[0], values[1:])
+            per_axis = []
+            for a, t in enumerate(where):
+                t_axis = None if t is None else (t + 1 if t < b else t)
+                per_axis.append(_units(changed, labels, a, t_axis))
+            result[name] = per_axis
+            continue
         if values.ndim != len(shape):
             raise ValueError(
                 f"tensor {name!r} has shape {values.shape[1:]} (rank {values.ndim}); the oracle "
                 f"needs the input's rank {len(shape)} with spatial axes kept"
             )
         changed = _changed(values[0], values[1:])
-        per_axis: list[list[Interval | None]] = []
-        for a in range(len(spatial_axes_in)):
-            t_axis = first_spatial + a  # axis in the full tensor shape; axis 0 holds the rows
-            reduce_axes = tuple(i for i in range(1, values.ndim) if i != t_axis)
-            # affected[row, unit]: that perturbation changed some element of that unit
-            affected = np.asarray(changed.any(axis=reduce_axes))
-            rows = [row for row, label in enumerate(labels) if label[0] == a]
-            coords = np.array([labels[row][1] for row in rows])
-            units: list[Interval | None] = []
-            for k in range(values.shape[t_axis]):
-                hits = coords[affected[rows, k]]
-                units.append((int(hits.min()), int(hits.max())) if hits.size else None)
-            per_axis.append(units)
-        result[name] = per_axis
+        # axis in the full tensor shape; axis 0 holds the rows
+        result[name] = [
+            _units(changed, labels, a, first_spatial + a) for a in range(len(spatial_axes_in))
+        ]
     return result
+
+
+def _units(
+    changed: np.ndarray, labels: list[tuple[int, int, int]], a: int, t_axis: int | None
+) -> list[Interval | None]:
+    """Per unit along tensor axis ``t_axis`` of ``changed`` (rows first; ``None``: the whole
+    tensor is one unit), the first and last coordinate along input axis ``a`` whose
+    perturbation changed it."""
+    reduce_axes = tuple(i for i in range(1, changed.ndim) if i != t_axis)
+    # affected[row, unit]: that perturbation changed some element of that unit
+    affected = np.asarray(changed.any(axis=reduce_axes))
+    if t_axis is None:
+        affected = affected[:, None]
+    rows = [row for row, label in enumerate(labels) if label[0] == a]
+    coords = np.array([labels[row][1] for row in rows])
+    units: list[Interval | None] = []
+    for k in range(affected.shape[1]):
+        hits = coords[affected[rows, k]]
+        units.append((int(hits.min()), int(hits.max())) if hits.size else None)
+    return units

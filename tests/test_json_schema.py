@@ -23,7 +23,7 @@ MODELS = sorted(SAMPLES.glob("*.onnx")) + [zoo_dir() / "light_inception_v1.onnx"
 def test_report_matches_schema(path: Path) -> None:
     doc = json.loads(json.dumps(to_dict(analyze(path))))
     jsonschema.validate(doc, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert doc["schema_version"] == "1.0"
+    assert doc["schema_version"] == "1.1"
     assert len(doc["layers"]) > 0
 
 

@@ -41,6 +41,15 @@ Attribute conventions (all per *tensor axis* unless said otherwise; tuples, neve
     any number of data inputs, numpy broadcasting (also single-input pointwise ops).
 ``gather``
     ``axis``, ``indices_rank`` (0 for a scalar index).
+``scan``
+    a running op along ``axis`` (cumulative sum): output unit ``t`` reads input units ``0..t``
+    (``t..n-1`` when ``reverse``; ``exclusive`` leaves out unit ``t`` itself).
+``recurrent``
+    a recurrent layer (LSTM, GRU, simple RNN) over the sequence axis ``seq_axis`` of its first
+    input, whose ``feature_axis`` its input weights contract; ``outputs``: per output a
+    :class:`RecurrentOutput` (all steps or the final state; direction; where a directions axis
+    is inserted; units along the feature axis). Further inputs (initial states, sequence
+    lengths) are ``params``: every step reads all of them.
 ``constant`` / ``shape``
     outputs that do not depend on input values.
 ``unknown``
@@ -81,6 +90,8 @@ OPS = frozenset(
         "split",
         "elementwise",
         "gather",
+        "scan",
+        "recurrent",
         "constant",
         "shape",
         "unknown",
@@ -117,6 +128,21 @@ class Padding:
     def __post_init__(self) -> None:
         if self.mode not in PAD_MODES:
             raise ValueError(f"unknown padding mode {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class RecurrentOutput:
+    """One output of a ``recurrent`` node. ``sequence``: the output at every step (the
+    sequence axis stays), else the final state (the sequence axis is removed). ``direction``:
+    ``forward`` (step ``t`` has read steps ``0..t``), ``reverse`` (``t..n-1``, in input order)
+    or ``bidirectional`` (both, side by side: every step has read every step). ``dir_axis``:
+    output axis inserted for the directions (ONNX ``num_directions``), or ``None``; ``units``:
+    the size of the feature axis in the output."""
+
+    sequence: bool
+    direction: str
+    dir_axis: int | None = None
+    units: int | None = None
 
 
 @dataclass(slots=True)

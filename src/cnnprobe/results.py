@@ -10,7 +10,7 @@ from .geometry.state import Window
 from .ir import Shape
 
 #: Version of the JSON document written by ``--format json`` (see README, "JSON schema").
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: Layer status values.
 OK = "ok"  #: every figure is exact
@@ -64,6 +64,8 @@ class AxisGeometry:
     full: bool | None = None
     #: first and last real input pixel reached through the global path (``is_global`` only)
     reach: tuple[int, int] | None = None
+    #: the two ends of the windows move at different rates (after a running op)
+    running: bool = False
 
     @property
     def staircase(self) -> bool:

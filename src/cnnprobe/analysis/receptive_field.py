@@ -348,14 +348,14 @@ def axis_geometry(
     """Figures of input axis ``a`` seen from ``st`` (the producing op's kernel, stride, ... are
     added by the caller)."""
     t, plain = st.location(a)
-    size = st.shape[t] if t is not None and plain else None
+    size = st.shape[t] if t is not None and plain else _rider_size(st, t, a)
     ax = st.axes[a]
     glob = ax.is_global
     w = ax.window if not st.uncertain else None
     rf = rf_min = start = None
     jump = centre = None
     phase_starts: tuple[int, ...] = ()
-    misaligned = False
+    misaligned = running = False
     cov_centre = cov_min = None
     full = None
     if w is not None:
@@ -373,6 +373,7 @@ def axis_geometry(
             centre = fraction(start + hi0, 2)
         else:
             rf, rf_min, jump, start, centre, phase_starts, misaligned = _general(w, size)
+            running = not misaligned and jump is None
     real = ax.real if w is not None and ax.real is not None else None
     if real is not None and (size is None or len(real.lo) != size):
         real = None
@@ -409,8 +410,16 @@ def axis_geometry(
         cov_min,
         full,
         ax.reach if glob and not st.uncertain else None,
+        running,
     )
     return geo, w, real
+
+
+def _rider_size(st: TensorState, t: int | None, a: int) -> int | None:
+    """1 when input axis ``a`` is reduced to one unit riding along another axis (squeezed)."""
+    if t is None:
+        return None
+    return 1 if any(f.spatial == a and f.size == 1 for f in st.layout[t]) else None
 
 
 def _global_coverage(
@@ -457,14 +466,17 @@ def _with_op(g: AxisGeometry, op: AxisOp) -> AxisGeometry:
         g.coverage_min,
         g.full,
         g.reach,
+        g.running,
     )
 
 
 def _general(
     w: Window, size: int | None
 ) -> tuple[int, int, Fraction | None, int, Fraction, tuple[int, ...], bool]:
-    """Staircases and misaligned windows: evaluate every unit (vectorised). Returns rf, rf_min,
-    jump, start, centre, phase starts and whether the window is misaligned."""
+    """Staircases, misaligned and running windows: evaluate every unit (vectorised). Returns rf,
+    rf_min, jump, start, centre, phase starts and whether the window is misaligned (merged
+    paths on different grids, several maps a side); ``jump`` is ``None`` when the window's ends
+    move at different rates (misaligned, or running)."""
     import numpy as np
 
     units = max(size if size is not None else w.period, 1)
@@ -485,7 +497,7 @@ def _general(
         lo0,
         Fraction(lo0 + hi0, 2),
         tuple(w.at(i)[0] for i in range(period)) if period > 1 else (),
-        not w.aligned,
+        len(w.lo) > 1 or len(w.hi) > 1,
     )
 
 

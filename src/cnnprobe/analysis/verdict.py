@@ -18,6 +18,7 @@ GLOBAL_KINDS = {
     "matmul": "matrix product over positions (attention)",
     "einsum": "a sum over positions (Einsum)",
     "mix": "normalisation or softmax over positions",
+    "recurrent": "recurrent layer over positions",
     "elementwise": "a global result merged back onto the feature map (squeeze-excitation)",
     "window": "a convolution over positions folded into channels",
 }

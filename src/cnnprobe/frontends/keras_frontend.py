@@ -310,6 +310,13 @@ class Builder:
             "TFOpLambda",
             "SlicingOpLambda",
             "Lambda",
+            # recurrent layers: with return_state, the final states follow the output
+            "LSTM",
+            "GRU",
+            "SimpleRNN",
+            "CuDNNLSTM",
+            "CuDNNGRU",
+            "Bidirectional",
         ):
             return False
         if isinstance(module, str) and module.startswith(("keras.src.ops", "keras.ops")):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelError
-from ..ir import Node, Padding, Shape
+from ..ir import Node, Padding, RecurrentOutput, Shape
 
 BIG = 1 << 62
 #: Largest kernel, stride, dilation, pad or size accepted from a config.
@@ -468,6 +468,84 @@ def group_norm(c: LayerCall) -> list[Node]:
 @layer("Dense")
 def dense(c: LayerCall) -> list[Node]:
     return [c.node("dense", [c.x()], axis=-1, units=c.int_("units"))]
+
+
+#: final states a recurrent layer returns after its output when ``return_state`` is set
+RECURRENT_STATES = {"LSTM": 2, "CuDNNLSTM": 2}
+
+
+@layer("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU")
+def recurrent(c: LayerCall) -> list[Node]:
+    """``(batch, time, features)``: the output at every step or the last one, then with
+    ``return_state`` the final states (two for an LSTM). Initial states passed in are read by
+    every step."""
+    specs = _recurrent_outputs(c, c.config, "forward")
+    if isinstance(specs, str):
+        return unknown(c, specs)
+    return [_recurrent_node(c, specs)]
+
+
+def _recurrent_outputs(
+    c: LayerCall, cfg: dict[str, Any], direction: str
+) -> list[RecurrentOutput] | str:
+    """What a recurrent layer of config ``cfg`` returns, or why it is not followed."""
+    inner = replace(c, config=cfg)
+    units = inner.int_("units")
+    if inner.bool_("time_major", False):  # (Keras 2: inputs shaped (time, batch, features))
+        return "time-major inputs are not followed"
+    backwards = inner.bool_("go_backwards", False)
+    sequences = inner.bool_("return_sequences", False)
+    if backwards and sequences:  # (its steps come out last first: a reversed axis)
+        return "go_backwards returns the steps in reverse order"
+    if backwards:
+        direction = "reverse"
+    specs = [RecurrentOutput(sequences, direction, None, units)]
+    if inner.bool_("return_state", False):
+        states = RECURRENT_STATES.get(c.cls, 1)
+        specs += [RecurrentOutput(False, direction, None, units)] * states
+    return specs
+
+
+def _recurrent_node(c: LayerCall, specs: list[RecurrentOutput]) -> Node:
+    if len(c.outputs) > len(specs):
+        raise c.fail(f"called with {len(c.outputs)} outputs, expected at most {len(specs)}")
+    node = c.node(
+        "recurrent",
+        [c.x()],
+        seq_axis=1,
+        feature_axis=-1,
+        outputs=tuple(specs[: len(c.outputs)]),
+    )
+    return replace(node, params=tuple(t.name for t in c.inputs[1:]))
+
+
+@layer("Bidirectional")
+def bidirectional(c: LayerCall) -> list[Node]:
+    """The wrapped layer run forwards and backwards, the backward output turned back to input
+    order; ``merge_mode`` ``concat`` (features side by side), ``sum``, ``ave``, ``mul``, or
+    ``None`` (two outputs). With ``return_state``: the forward states, then the backward ones."""
+    inner = c.get("layer")
+    if not isinstance(inner, dict) or not isinstance(inner.get("config"), dict):
+        raise c.fail("'layer' must be a layer config")
+    cls = inner.get("class_name")
+    if cls not in ("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"):
+        return unknown(c, f"the wrapped {cls} is not followed")
+    cfg = inner["config"]
+    merge = c.get("merge_mode", "concat")
+    if merge not in ("concat", "sum", "ave", "mul", None):
+        raise c.fail(f"'merge_mode' is {_show(merge)}, expected concat, sum, ave, mul or null")
+    fwd = _recurrent_outputs(replace(c, cls=str(cls)), cfg, "forward")
+    if isinstance(fwd, str) or replace(c, config=cfg).bool_("go_backwards", False):
+        return unknown(c, f"the wrapped {cls} runs backwards")
+    states = fwd[1:]
+    main = fwd[0]
+    if merge is None:
+        outs = [main, replace(main, direction="reverse")]
+    else:
+        both = main.units * 2 if merge == "concat" and main.units is not None else main.units
+        outs = [replace(main, direction="bidirectional", units=both)]
+    outs += states + [replace(s, direction="reverse") for s in states]
+    return [_recurrent_node(c, outs)]
 
 
 @layer("EinsumDense")

@@ -21,7 +21,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelError, UsageError
-from ..ir import Graph, ModelInput, Node, Padding, Shape, format_shape, shape_hint
+from ..ir import (
+    Graph,
+    ModelInput,
+    Node,
+    Padding,
+    RecurrentOutput,
+    Shape,
+    format_shape,
+    shape_hint,
+)
 from . import given_shape
 from .onnx_wire import (
     FLOAT,
@@ -441,6 +450,75 @@ def reduce(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
         if a.get("noop_with_empty_axes", 0):
             return _node(p, name, "elementwise", [p.input[0]])
     return _node(p, name, "reduce", [p.input[0]], list(p.input[1:]), axes=axes, keepdims=keep)
+
+
+@converts("CumSum")
+def cumsum(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+    axis = ctx.ints(_arg(p, 1))
+    if axis is None or len(axis) != 1:
+        return _node(
+            p,
+            name,
+            "unknown",
+            [p.input[0]],
+            [p.input[1]],
+            reason="its axis is computed at run time",
+            runtime_operand=True,
+        )
+    return _node(
+        p,
+        name,
+        "scan",
+        [p.input[0]],
+        [p.input[1]],
+        axis=axis[0],
+        reverse=bool(a.get("reverse", 0)),
+        exclusive=bool(a.get("exclusive", 0)),
+    )
+
+
+#: gates per step of each recurrent op (rows of its weights per hidden unit)
+RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+@converts("LSTM", "GRU", "RNN", "com.microsoft.DynamicQuantizeLSTM")
+def recurrent(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+    """``X`` is ``[seq, batch, features]`` (``layout`` 1: ``[batch, seq, features]``); ``Y`` is
+    ``[seq, num_directions, batch, hidden]`` (``[batch, seq, num_directions, hidden]``), the final
+    states ``Y_h``/``Y_c`` ``[num_directions, batch, hidden]`` (``[batch, num_directions,
+    hidden]``). Absent outputs are left out."""
+    direction = str(a.get("direction", "forward")).lower()
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise ModelError(f"node {name!r}: unknown direction {direction!r}")
+    layout = int(a.get("layout", 0))
+    if layout not in (0, 1):
+        raise ModelError(f"node {name!r}: unknown layout {layout}")
+    units = a.get("hidden_size")
+    if units is None and p.op_type in RECURRENT_GATES:  # R is [directions, gates*hidden, hidden]
+        rshape = ctx.shape(_arg(p, 2) or "")
+        units = rshape[2] if rshape is not None and len(rshape) == 3 else None
+    seq = 1 if layout else 0
+    specs = []
+    outputs = []
+    for k, out in enumerate(p.output[: 3 if "LSTM" in p.op_type else 2]):
+        if out:
+            outputs.append(out)
+            # Y keeps the sequence axis and gets the directions after it; Y_h/Y_c lose it and
+            # get the directions in front of (layout 1: after) the batch
+            specs.append(
+                RecurrentOutput(k == 0, direction, (seq + 1) if k == 0 else layout, units)
+            )
+    node = _node(
+        p,
+        name,
+        "recurrent",
+        [p.input[0]],
+        list(p.input[1:]),
+        seq_axis=seq,
+        feature_axis=2,
+        outputs=tuple(specs),
+    )
+    return replace(node, outputs=tuple(outputs))
 
 
 @converts("Softmax", "LogSoftmax", "Hardmax", "com.microsoft.QLinearSoftmax")

@@ -115,7 +115,9 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
-        new: tuple[Factor, ...] = (Factor(size, keep.spatial, keep.carries),)
+        # input axes reduced to one unit ride along (a squeezed axis): they stay where they are
+        riders = tuple(f for f in factors if f is not keep and f.spatial is not None)
+        new: tuple[Factor, ...] = (Factor(size, keep.spatial, keep.carries), *riders)
     else:
         new = tuple(Factor(None, f.spatial, f.carries) for f in factors)
     return layout[:t] + (new,) + layout[t + 1 :]
@@ -159,7 +161,7 @@ def _move_window(
         )
         for a in carried:
             state = state.set_axis(a, AxisState(None))
-    spatial = [f.spatial for f in state.layout[t] if f.spatial is not None]
+    spatial = _moving(state.layout[t])
     if not spatial:
         return state, None
     a = spatial[0]
@@ -198,11 +200,24 @@ def _window_op(k: int, s: int, d: int, lo: int, hi: int) -> AxisOp:
 
 
 def _spatial_of(state: TensorState, t: int) -> int | None:
-    """The input spatial axis that tensor axis ``t`` holds alone, if any."""
-    spatial = [f.spatial for f in state.layout[t] if f.spatial is not None]
+    """The input spatial axis that tensor axis ``t`` holds alone (besides input axes reduced to
+    one unit riding along), if any."""
+    spatial = _moving(state.layout[t])
     if len(spatial) != 1 or not state.location(spatial[0])[1]:
         return None
     return spatial[0]
+
+
+def _moving(factors: tuple[Factor, ...]) -> list[int]:
+    """The input spatial axes a window sliding along a tensor axis with these factors moves
+    over: input axes reduced to one unit that ride along (after a squeeze) stay where they are
+    when another input axis is there."""
+    spatial = [f.spatial for f in factors if f.spatial is not None]
+    if len(spatial) > 1:
+        moving = [f.spatial for f in factors if f.spatial is not None and f.size != 1]
+        if len(moving) == 1:
+            return moving
+    return spatial
 
 
 def _shape_with(shape: Shape, t: int, size: Dim) -> Shape:
@@ -560,20 +575,26 @@ def block_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list
 def reduce_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
     axes = sorted(set(_axes_attr(node, x.rank)) or range(x.rank))
+    return [_reduced(x, axes, bool(node.attrs.get("keepdims", True)))]
+
+
+def _reduced(x: TensorState, axes: Sequence[int], keepdims: bool) -> TensorState:
+    """Every unit depends on all positions along tensor ``axes`` (sorted), which are then kept
+    with size 1 or removed (input axes they held ride along with the others)."""
     out = x.make_global(axes, keep_window=False)
-    if node.attrs.get("keepdims", True):
+    if keepdims:
         layout = out.layout
         shape = out.shape
         for t in axes:
             layout = _set_size(layout, t, 1)
             shape = _shape_with(shape, t, 1)
-        return [out.evolve(layout=layout, shape=shape)]
+        return out.evolve(layout=layout, shape=shape)
     keep = [t for t in range(x.rank) if t not in axes]
     riders = tuple(
         Factor(1, a) for t in axes for f in out.layout[t] for a in _spatial_ids((f,))
     )
     layout = _attach(tuple(out.layout[t] for t in keep), riders)
-    return [out.evolve(layout=layout, shape=tuple(out.shape[t] for t in keep))]
+    return out.evolve(layout=layout, shape=tuple(out.shape[t] for t in keep))
 
 
 @rule("mix")
@@ -590,11 +611,88 @@ def mix_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[T
 @rule("dense")
 def dense_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     x = ins[0]
-    t = _norm_axis(node.attrs.get("axis", -1), x.rank)
+    return [_contracted(x, _norm_axis(node.attrs.get("axis", -1), x.rank), node.attrs.get("units"))]
+
+
+def _contracted(x: TensorState, t: int, units: Dim) -> TensorState:
+    """Tensor axis ``t`` replaced by ``units`` outputs that each read all of it."""
     out = x.make_global([t], keep_window=False)
-    units = node.attrs.get("units")
     layout = out.layout[:t] + ((Factor(units),),) + out.layout[t + 1 :]
-    return [out.evolve(layout=layout, shape=_shape_with(x.shape, t, units))]
+    return out.evolve(layout=layout, shape=_shape_with(x.shape, t, units))
+
+
+# ---------------------------------------------------------------------------------------------
+# running and recurrent operators
+
+
+def _running(n_in: int, n_out: int, reverse: bool) -> list[Span]:
+    """Spans of a running op: unit ``i`` reads ``0..i`` (``i..n-1`` in reverse)."""
+    return [(i, n_in - 1, 1) if reverse else (0, i, 1) for i in range(n_out)]
+
+
+def _scanned(x: TensorState, t: int, reverse: bool, ctx: RuleContext) -> TensorState:
+    """Unit ``i`` along tensor axis ``t`` depends on units ``0..i`` (``i..n-1`` in reverse) of
+    ``x``: windows whose one end stays while the other moves with the unit."""
+    if not any(f.spatial is not None or f.carries for f in x.layout[t]):
+        return x  # (no input axis along it: every unit keeps its windows)
+    if reverse:
+        n = x.shape[t]
+        if n is None:
+            ctx.give_up("unknown-size", f"running backwards along tensor axis {t} of unknown size")
+            return _forget(x, t)
+        lo_idx, hi_idx = QAMap.affine(0, 1), QAMap.constant(n - 1)
+    else:
+        lo_idx, hi_idx = QAMap.constant(0), QAMap.affine(0, 1)
+    out, _ = _move_window(
+        x, t, lo_idx, hi_idx, ctx, _spans(_running, reverse=reverse), x.shape[t]
+    )
+    return out
+
+
+def _forget(x: TensorState, t: int) -> TensorState:
+    """``x`` without the windows of the input axes that tensor axis ``t`` holds."""
+    hit = {f.spatial for f in x.layout[t]} | {a for f in x.layout[t] for a in f.carries}
+    return x.with_axes(ax.local(None) if a in hit else ax for a, ax in enumerate(x.axes))
+
+
+@rule("scan")
+def scan_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    x = ins[0]
+    t = _norm_axis(node.attrs["axis"], x.rank)
+    if node.attrs.get("exclusive") and any(f.spatial is not None for f in x.layout[t]):
+        # unit 0 (the last one in reverse) reads nothing at all: no window describes that
+        ctx.give_up(
+            "exclusive-scan",
+            f"exclusive running op along tensor axis {t}: its first unit reads no input",
+        )
+        return [_forget(x, t)]
+    return [_scanned(x, t, bool(node.attrs.get("reverse")), ctx)]
+
+
+@rule("recurrent")
+def recurrent_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    """Every step's input features are contracted by the input weights (a dense layer along the
+    feature axis); along the sequence axis step ``t`` has read steps ``0..t`` (forward),
+    ``t..n-1`` (reverse), all of them (bidirectional, or the final state)."""
+    x = ins[0]
+    a = node.attrs
+    seq = _norm_axis(a["seq_axis"], x.rank)
+    feat = _norm_axis(a["feature_axis"], x.rank)
+    if seq == feat:
+        raise GeometryError("the sequence and feature axes are the same axis")
+    outs = []
+    for spec in a["outputs"]:
+        st = _contracted(x, feat, spec.units)
+        if not spec.sequence:
+            st = _reduced(st, [seq], keepdims=False)
+        elif spec.direction == "bidirectional":
+            st = st.make_global([seq], keep_window=True)
+        else:
+            st = _scanned(st, seq, spec.direction == "reverse", ctx)
+        if spec.dir_axis is not None:
+            st = _inserted(st, [spec.dir_axis], 2 if spec.direction == "bidirectional" else 1)
+        outs.append(st)
+    return outs
 
 
 @rule("gemm")
@@ -1049,21 +1147,25 @@ def squeeze_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
 
 @rule("unsqueeze")
 def unsqueeze_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
-    x = ins[0]
-    rank = x.rank + len(node.attrs["axes"])
-    new = {_norm_axis(t, rank) for t in node.attrs["axes"]}
+    return [_inserted(ins[0], node.attrs["axes"], 1)]
+
+
+def _inserted(x: TensorState, axes: Sequence[int], size: int) -> TensorState:
+    """New axes of ``size`` (of no input axis) at output positions ``axes``."""
+    rank = x.rank + len(axes)
+    new = {_norm_axis(t, rank) for t in axes}
     layout: list[tuple[Factor, ...]] = []
     shape: list[Dim] = []
     it = iter(range(x.rank))
     for t in range(rank):
         if t in new:
-            layout.append((Factor(1),))
-            shape.append(1)
+            layout.append((factor(size),))
+            shape.append(size)
         else:
             s = next(it)
             layout.append(x.layout[s])
             shape.append(x.shape[s])
-    return [x.evolve(layout=tuple(layout), shape=tuple(shape))]
+    return x.evolve(layout=tuple(layout), shape=tuple(shape))
 
 
 @rule("reshape")

@@ -27,6 +27,7 @@ def _axis(a: AxisGeometry) -> dict[str, Any]:
         "phase_starts": list(a.phase_starts),
         "global": a.is_global,
         "misaligned": a.misaligned,
+        "running": a.running,
         "coverage_centre": a.coverage_centre,
         "coverage_min": a.coverage_min,
         "full": a.full,
@@ -44,6 +45,7 @@ def _axis_json(a: AxisGeometry) -> str:
         f'"start": {_scalar(a.start)}, "centre": {_scalar(number(a.centre))}, '
         f'"phase_starts": [{", ".join(map(str, a.phase_starts))}], '
         f'"global": {_scalar(a.is_global)}, "misaligned": {_scalar(a.misaligned)}, '
+        f'"running": {_scalar(a.running)}, '
         f'"coverage_centre": {_scalar(a.coverage_centre)}, '
         f'"coverage_min": {_scalar(a.coverage_min)}, "full": {_scalar(a.full)}}}'
     )

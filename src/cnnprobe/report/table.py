@@ -63,6 +63,8 @@ def row(layer: LayerResult) -> list[str]:
         rf += " (stair)"
     if any(a.misaligned for a in ax):
         rf += " (misaligned)"
+    if any(a.running for a in ax):
+        rf += " (running)"
     cov = [a.coverage_centre for a in ax]
     seen = "-" if any(c is None for c in cov) else axes([percent(c) for c in cov])
     glob = "all" if layer.is_global else ("some" if any(a.is_global for a in ax) else "")

@@ -1,0 +1,445 @@
+"""Running and recurrent ops: ONNX CumSum, LSTM, GRU and RNN (every direction, both layouts,
+absent outputs), checked unit by unit against onnxruntime and against figures worked out by hand.
+
+The models put a 3x3 convolution (padding 1) on a 1x1x4x12 image, so conv unit ``w`` reads
+pixels ``w-1..w+1`` (clipped to ``0..11``) along the width. The recurrent models then make the
+width their sequence axis and fold channels and height into the features, which the input
+weights contract: every step depends on the whole height, and along the width step ``t`` has read
+conv units ``0..t`` (forward), ``t..11`` (reverse) or all of them (bidirectional, final states).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import cnnprobe
+from oracle import measure_intervals
+from paths import SAMPLES
+
+H, W = 4, 12
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+HIDDEN = 3
+
+
+def _conv_nodes(rng: np.random.Generator) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    w = numpy_helper.from_array(rng.standard_normal((2, 1, 3, 3)).astype(np.float32), "cw")
+    conv = helper.make_node("Conv", ["x", "cw"], ["c"], name="conv", pads=[1, 1, 1, 1])
+    return [conv], [w]
+
+
+def _save(
+    tmp_path: Path,
+    nodes: list[onnx.NodeProto],
+    inits: list[onnx.TensorProto],
+    outputs: list[str],
+    opset: int = 14,
+) -> Path:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, H, W])
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs]
+    graph = helper.make_graph(nodes, "g", [x], outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model = onnx.shape_inference.infer_shapes(model)
+    onnx.checker.check_model(model)
+    path = tmp_path / "model.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def recurrent_model(
+    tmp_path: Path,
+    op: str,
+    direction: str,
+    outputs: tuple[str, ...] = ("y", "yh"),
+    layout: int = 0,
+    hidden_size_attr: bool = True,
+) -> Path:
+    """conv -> width as the sequence (``[W, 1, 8]``; layout 1: ``[1, W, 8]``) -> ``op``.
+    ``outputs``: the op's output names by position ("" = absent)."""
+    rng = np.random.default_rng(1)
+    nodes, inits = _conv_nodes(rng)
+    d = 2 if direction == "bidirectional" else 1
+    g = GATES[op]
+    perm = [0, 3, 1, 2] if layout else [3, 0, 1, 2]
+    seq_shape = [1, W, 2 * H] if layout else [W, 1, 2 * H]
+    # small weights and gates biased towards remembering: a change at the first step still
+    # shows at the last one (saturated or forgetting gates would hide it from the oracle)
+    bias = np.zeros((d, 2 * g * HIDDEN), dtype=np.float32)
+    keep = {"LSTM": 2, "GRU": 0}.get(op)  # the forget gate (LSTM iofc), the update gate (GRU zrh)
+    if keep is not None:
+        bias[:, keep * HIDDEN : (keep + 1) * HIDDEN] = 2.0
+    recurrence = 0.5 * rng.standard_normal((d, g * HIDDEN, HIDDEN))
+    if op == "RNN":  # no gates: a recurrent weight of gain ~1 keeps old steps alive
+        recurrence = np.stack([0.95 * np.eye(HIDDEN)] * d)
+    inits += [
+        numpy_helper.from_array(np.array(seq_shape, dtype=np.int64), "seq_shape"),
+        numpy_helper.from_array(
+            0.3 * rng.standard_normal((d, g * HIDDEN, 2 * H)).astype(np.float32), "W"
+        ),
+        numpy_helper.from_array(recurrence.astype(np.float32), "R"),
+        numpy_helper.from_array(bias, "B"),
+    ]
+    attrs: dict[str, object] = {"direction": direction}
+    if hidden_size_attr:
+        attrs["hidden_size"] = HIDDEN
+    if layout:
+        attrs["layout"] = 1
+    nodes += [
+        helper.make_node("Transpose", ["c"], ["t"], name="to_seq", perm=perm),
+        helper.make_node("Reshape", ["t", "seq_shape"], ["s"], name="fold"),
+        helper.make_node(op, ["s", "W", "R", "B"], list(outputs), name="rnn", **attrs),
+    ]
+    return _save(tmp_path, nodes, inits, [o for o in outputs if o])
+
+
+def conv_window(t: int) -> tuple[int, int]:
+    return max(0, t - 1), min(W - 1, t + 1)
+
+
+def running(direction: str, t: int) -> tuple[int, int]:
+    """Width pixels step ``t`` of the sequence output depends on (hand-worked)."""
+    if direction == "forward":
+        return 0, conv_window(t)[1]
+    if direction == "reverse":
+        return conv_window(t)[0], W - 1
+    return 0, W - 1
+
+
+#: (batch axis, tensor axis of the height, of the width) of each output, by layout: Y is
+#: [W, D, 1, hidden] ([1, W, D, hidden]), Y_h/Y_c [D, 1, hidden] ([1, D, hidden])
+SEQ_AXES = {0: (2, (None, 0)), 1: (0, (None, 1))}
+FINAL_AXES = {0: (1, (None, None)), 1: (0, (None, None))}
+
+
+def layer(result: cnnprobe.AnalysisResult, name: str) -> cnnprobe.LayerResult:
+    return result.tensor(name)
+
+
+def seen(lay: cnnprobe.LayerResult, a: int, t: int) -> tuple[int, int] | None:
+    """The real pixels unit ``t`` depends on along input axis ``a``: its local ones, and, when
+    the axis is global, every pixel the global path reaches."""
+    local = lay.real_interval(a, t)
+    ax = lay.axes[a]
+    if not ax.is_global:
+        return local
+    assert ax.reach is not None
+    if local is None:
+        return ax.reach
+    return min(local[0], ax.reach[0]), max(local[1], ax.reach[1])
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_recurrent_ops_match_onnxruntime(tmp_path: Path, op: str, direction: str) -> None:
+    outs = ("y", "yh", "yc") if op == "LSTM" else ("y", "yh")
+    path = recurrent_model(tmp_path, op, direction, outs)
+    r = cnnprobe.analyze(path)
+    d = 2 if direction == "bidirectional" else 1
+    y = layer(r, "y")
+    assert y.status == "ok"
+    assert y.output_shape == (W, d, 1, HIDDEN)
+    measured = measure_intervals(
+        onnx.load(path),
+        "x",
+        list(outs),
+        spatial_axes_in=(2, 3),
+        magnitude=10.0,
+        tensor_axes={"y": SEQ_AXES[0], **{o: FINAL_AXES[0] for o in outs[1:]}},
+    )
+    # along the width, unit by unit: the hand-worked figures, and what onnxruntime measures
+    hand = [running(direction, t) for t in range(W)]
+    assert measured["y"][1] == hand
+    assert [seen(y, 1, t) for t in range(W)] == hand
+    # every step has read the whole height (the features are contracted)
+    assert measured["y"][0] == [(0, H - 1)]
+    assert y.axes[0].is_global and y.axes[0].reach == (0, H - 1) and y.axes[0].full
+    for o in outs[1:]:
+        final = layer(r, o)
+        assert final.status == "ok"
+        assert final.output_shape == (d, 1, HIDDEN)
+        assert measured[o] == [[(0, H - 1)], [(0, W - 1)]]
+        assert final.is_global and final.sees_full_input
+        assert [a.reach for a in final.axes] == [(0, H - 1), (0, W - 1)]
+
+
+def test_forward_sequence_figures_by_hand(tmp_path: Path) -> None:
+    """Windows (into padding) along the width: conv unit t reads t-1..t+1, so step t of a
+    forward LSTM reads -1..t+1: the narrowest is step 0 (3 pixels), the widest step 11 (14),
+    all starting at -1; the ends move at different rates, so there is no single jump."""
+    r = cnnprobe.analyze(recurrent_model(tmp_path, "LSTM", "forward"))
+    a = layer(r, "y").axes[1]
+    figures = (a.rf, a.rf_min, a.start, a.jump, a.running, a.misaligned)
+    assert figures == (14, 3, -1, None, True, False)
+    assert not a.is_global and a.full is False
+    assert a.coverage_centre == 7 / W  # step 5 reads pixels 0..6
+    assert a.coverage_min == 2 / W  # step 0 reads pixels 0..1
+    rev = layer(cnnprobe.analyze(recurrent_model(tmp_path, "LSTM", "reverse")), "y").axes[1]
+    # step t reads t-1..12: the widest is step 0 (-1..12), the narrowest step 11 (10..12)
+    assert (rev.rf, rev.rf_min, rev.start, rev.jump, rev.running) == (14, 3, -1, None, True)
+
+
+def test_bidirectional_sequence_is_global_along_the_sequence(tmp_path: Path) -> None:
+    r = cnnprobe.analyze(recurrent_model(tmp_path, "GRU", "bidirectional"))
+    y = layer(r, "y")
+    # every step has read every step: global along the width, the conv's window kept as the
+    # local one
+    assert y.is_global and y.sees_full_input
+    a = y.axes[1]
+    assert (a.rf, a.jump, a.start, a.running) == (3, 1, -1, False)
+    assert r.verdict.first_full_coverage_layer == "rnn"
+    assert r.verdict.first_global_layer == "rnn"
+    assert r.verdict.global_kind == "recurrent layer over positions"
+
+
+def test_absent_outputs_and_hidden_size_from_the_weights(tmp_path: Path) -> None:
+    path = recurrent_model(
+        tmp_path, "LSTM", "forward", outputs=("", "", "yc"), hidden_size_attr=False
+    )
+    r = cnnprobe.analyze(path)
+    assert [lay.output for lay in r.layers if lay.name.startswith("rnn")] == ["yc"]
+    yc = layer(r, "yc")
+    assert yc.output_shape == (1, 1, HIDDEN) and yc.status == "ok" and yc.is_global
+
+
+def test_batchwise_layout(tmp_path: Path) -> None:
+    """``layout`` 1 (onnxruntime does not run it): the same figures as layout 0, on the axes
+    the operator's definition gives ([batch, seq, directions, hidden], [batch, directions,
+    hidden]); shapes as ONNX shape inference records them."""
+    path = recurrent_model(tmp_path, "LSTM", "bidirectional", ("y", "yh", "yc"), layout=1)
+    r = cnnprobe.analyze(path)
+    assert layer(r, "y").output_shape == (1, W, 2, HIDDEN)
+    assert layer(r, "yh").output_shape == (1, 2, HIDDEN)
+    assert not [d for d in r.diagnostics if d.severity != "info"]
+    fwd = cnnprobe.analyze(recurrent_model(tmp_path, "RNN", "forward", layout=1))
+    assert [layer(fwd, "y").real_interval(1, t) for t in range(W)] == [
+        running("forward", t) for t in range(W)
+    ]
+
+
+def cumsum_model(tmp_path: Path, axis: int, **attrs: int) -> Path:
+    rng = np.random.default_rng(2)
+    nodes, inits = _conv_nodes(rng)
+    inits.append(numpy_helper.from_array(np.array(axis, dtype=np.int64), "axis"))
+    nodes.append(helper.make_node("CumSum", ["c", "axis"], ["y"], name="cumsum", **attrs))
+    return _save(tmp_path, nodes, inits, ["y"])
+
+
+@pytest.mark.parametrize("reverse", [0, 1])
+@pytest.mark.parametrize("axis", [3, -2, 1])
+def test_cumsum_matches_onnxruntime(tmp_path: Path, axis: int, reverse: int) -> None:
+    path = cumsum_model(tmp_path, axis, reverse=reverse)
+    r = cnnprobe.analyze(path)
+    y = layer(r, "y")
+    assert y.status == "ok"
+    measured = measure_intervals(onnx.load(path), "x", ["y"], spatial_axes_in=(2, 3))["y"]
+    along = {3: 1, -2: 0, 1: None}[axis]  # the input axis the sum runs along
+    for a, n in enumerate((H, W)):
+        if a == along:
+            hand = [
+                (max(0, t - 1), n - 1) if reverse else (0, min(n - 1, t + 1)) for t in range(n)
+            ]
+        else:
+            hand = [(max(0, t - 1), min(n - 1, t + 1)) for t in range(n)]
+        assert measured[a] == hand
+        assert [y.real_interval(a, t) for t in range(n)] == hand
+        assert y.axes[a].running == (a == along)
+
+
+def test_exclusive_cumsum_is_not_guessed(tmp_path: Path) -> None:
+    """Its first unit reads no input at all: no window describes it, so the figures along that
+    axis are withheld (uncertain, with a diagnostic), never guessed."""
+    r = cnnprobe.analyze(cumsum_model(tmp_path, 3, exclusive=1))
+    y = layer(r, "y")
+    assert y.status == "uncertain"
+    assert "exclusive-scan" in {d.code for d in r.diagnostics}
+    # along the channels it changes nothing
+    assert layer(cnnprobe.analyze(cumsum_model(tmp_path, 1, exclusive=1)), "y").status == "ok"
+
+
+def squeezed_conv1d_model(tmp_path: Path) -> Path:
+    """conv 3x3 -> max pool over the whole height (4x1) -> Squeeze the height -> Conv1d k3 p1:
+    the height, reduced to one unit, rides along the width, which the 1-D conv slides over."""
+    rng = np.random.default_rng(3)
+    nodes, inits = _conv_nodes(rng)
+    inits += [
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "h_axis"),
+        numpy_helper.from_array(rng.standard_normal((2, 2, 3)).astype(np.float32), "w1"),
+    ]
+    nodes += [
+        helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[H, 1]),
+        helper.make_node("Squeeze", ["p", "h_axis"], ["s"], name="squeeze"),
+        helper.make_node("Conv", ["s", "w1"], ["y"], name="conv1d", pads=[1, 1]),
+    ]
+    return _save(tmp_path, nodes, inits, ["y"])
+
+
+def test_conv1d_after_squeezing_a_spatial_axis(tmp_path: Path) -> None:
+    """(Was uncertain: the squeezed height riding along the width looked like a folded axis.)
+    Width: conv unit t reads t-1..t+1, the 1-D conv t-2..t+2 (rf 5, jump 1, start -2); height:
+    the pool's single unit (kernel 4, stride 1) reads all 4 rows (rf 3 + 3 = 6, start -1)."""
+    path = squeezed_conv1d_model(tmp_path)
+    r = cnnprobe.analyze(path)
+    y = layer(r, "y")
+    assert y.status == "ok"
+    assert [(a.rf, a.jump, a.start) for a in y.axes] == [(6, 1, -1), (5, 1, -2)]
+    assert y.axes[0].size == 1 and y.axes[0].full and y.axes[0].coverage_centre == 1.0
+    measured = measure_intervals(
+        onnx.load(path), "x", ["y", "s"], spatial_axes_in=(2, 3),
+        tensor_axes={"y": (0, (None, 2)), "s": (0, (None, 2))},
+    )
+    for name, k in (("y", 2), ("s", 1)):
+        hand = [(max(0, t - k), min(W - 1, t + k)) for t in range(W)]
+        assert measured[name] == [[(0, H - 1)], hand]
+        lay = layer(r, name)
+        assert [lay.real_interval(1, t) for t in range(W)] == hand
+        assert lay.real_interval(0, 0) == (0, H - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras: the committed CRNN sample (sample_models/make_keras_samples.py), whose ONNX twin Keras
+# exported with the recurrences unrolled
+
+
+def test_keras_crnn_by_hand() -> None:
+    """8x24 line image: conv 3x3 'same' (column w reads w-1..w+1), max pool 8x1 (one row of
+    units reading all 8 rows: rf 3 + 7 = 10, start -1), columns as a sequence. LSTM step t has read
+    columns -1..t+1 (rf from 3 to 26, start -1, no single jump); its final state has read
+    everything, so has every step of the bidirectional GRU."""
+    for ext in ("keras", "h5"):
+        r = cnnprobe.analyze(SAMPLES / f"keras_crnn.{ext}")
+        assert r.verdict.certain and not r.diagnostics
+        assert r.verdict.last_spatial_layer == "pool"
+        lstm = r.layer("lstm")
+        assert lstm.op == "LSTM" and lstm.output_shape == (None, 24, 5)
+        w = lstm.axes[1]
+        assert (w.rf, w.rf_min, w.start, w.jump, w.running) == (26, 3, -1, None, True)
+        # the height was folded into the features, which the input weights contract
+        assert lstm.axes[0].is_global and lstm.axes[0].reach == (0, 7)
+        state = r.layer("lstm:1")
+        assert state.output_shape == (None, 5) and state.is_global and state.sees_full_input
+        bigru = r.layer("bigru")
+        assert bigru.op == "Bidirectional" and bigru.output_shape == (None, 24, 6)
+        assert bigru.is_global and bigru.sees_full_input
+        assert r.layer("classes").sees_full_input
+        assert r.verdict.first_full_coverage_layer == "lstm:1"
+        assert r.verdict.global_kind == "recurrent layer over positions"
+
+
+def test_keras_crnn_units_match_onnxruntime() -> None:
+    """Step by step, the columns the LSTM's outputs have read, measured on the ONNX twin (outputs:
+    classes [1, 24, 6], the LSTM's sequence [1, 24, 5] and its final state [1, 5])."""
+    r = cnnprobe.analyze(SAMPLES / "keras_crnn.keras")
+    twin = onnx.load(str(SAMPLES / "keras_crnn.onnx"))
+    _, seq_name, state_name = (o.name for o in twin.graph.output)
+    measured = measure_intervals(
+        twin,
+        twin.graph.input[0].name,
+        [seq_name, state_name],
+        spatial_axes_in=(1, 2),
+        layout="NXC",
+        tensor_axes={seq_name: (0, (None, 1)), state_name: (0, (None, None))},
+    )
+    lstm = r.layer("lstm")
+    assert measured[seq_name][0] == [(0, 7)]
+    assert measured[seq_name][1] == [(0, min(23, t + 1)) for t in range(24)]
+    assert [seen(lstm, 1, t) for t in range(24)] == measured[seq_name][1]
+    assert measured[state_name] == [[(0, 7)], [(0, 23)]]
+    assert [a.reach for a in r.layer("lstm:1").axes] == [(0, 7), (0, 23)]
+
+
+# Keras 2 functional configs around a sequence of 12 positions (a 1-D input, 2 channels): a
+# Conv1D of 3 'same' (unit t reads t-1..t+1), then recurrent layers
+
+
+def _rnn(cls: str, **cfg: object) -> dict[str, object]:
+    return {"class_name": cls, "config": {"name": f"inner_{cls.lower()}", **cfg}}
+
+
+def keras_sequence_model(
+    tmp_path: Path, *layers: dict[str, object], outputs: list[list[object]]
+) -> Path:
+    from test_keras_configs import k2_input, k2_layer, save_dir
+
+    conv = k2_layer(
+        "Conv1D", "conv", [[["seq", 0, 0, {}]]], filters=4, kernel_size=[3], strides=[1],
+        padding="same", dilation_rate=[1], data_format="channels_last",
+    )
+    model = {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [k2_input("seq", [None, W, 2]), conv, *layers],
+            "input_layers": [["seq", 0, 0]],
+            "output_layers": outputs,
+        },
+    }
+    return save_dir(tmp_path, model)
+
+
+def test_keras_recurrent_variants(tmp_path: Path) -> None:
+    from test_keras_configs import k2_layer
+
+    on_conv = [[["conv", 0, 0, {}]]]
+    path = keras_sequence_model(
+        tmp_path,
+        k2_layer("LSTM", "fwd", on_conv, units=3, return_sequences=True, go_backwards=False),
+        k2_layer("GRU", "back_last", on_conv, units=3, return_sequences=False, go_backwards=True),
+        k2_layer("SimpleRNN", "states", on_conv, units=2, return_sequences=True,
+                 return_state=True),
+        k2_layer("Bidirectional", "bi_sum", on_conv, merge_mode="sum",
+                 layer=_rnn("LSTM", units=2, return_sequences=True)),
+        k2_layer("Bidirectional", "bi_split", on_conv, merge_mode=None,
+                 layer=_rnn("GRU", units=2, return_sequences=True, return_state=True)),
+        outputs=[["fwd", 0, 0], ["back_last", 0, 0], ["states", 0, 0], ["states", 0, 1],
+                 ["bi_sum", 0, 0], ["bi_split", 0, 0], ["bi_split", 0, 1], ["bi_split", 0, 3]],
+    )
+    r = cnnprobe.analyze(path)
+    assert r.verdict.certain and not r.diagnostics
+    hand = {d: [running(d, t) for t in range(W)] for d in ("forward", "reverse")}
+    assert r.layer("fwd").output_shape == (None, W, 3)
+    assert [seen(r.layer("fwd"), 0, t) for t in range(W)] == hand["forward"]
+    # the last step of a backwards pass has read every step
+    last = r.layer("back_last")
+    assert last.output_shape == (None, 3) and last.is_global and last.sees_full_input
+    assert r.layer("states").output_shape == (None, W, 2)
+    assert r.layer("states:1").output_shape == (None, 2) and r.layer("states:1").is_global
+    bi = r.layer("bi_sum")
+    assert bi.output_shape == (None, W, 2) and bi.is_global and bi.sees_full_input
+    # merge_mode None: the forward and the backward outputs (the latter in input order), then
+    # the forward state and the backward state
+    fwd, bwd = r.layer("bi_split"), r.layer("bi_split:1")
+    assert fwd.output_shape == bwd.output_shape == (None, W, 2)
+    assert [seen(fwd, 0, t) for t in range(W)] == hand["forward"]
+    assert [seen(bwd, 0, t) for t in range(W)] == hand["reverse"]
+    assert r.layer("bi_split:3").output_shape == (None, 2)
+    assert r.layer("bi_split:3").is_global
+
+
+@pytest.mark.parametrize(
+    "layer_cfg, reason",
+    [
+        ({"class_name": "LSTM", "units": 3, "return_sequences": True, "go_backwards": True},
+         "go_backwards returns the steps in reverse order"),
+        ({"class_name": "GRU", "units": 3, "time_major": True}, "time-major inputs"),
+        ({"class_name": "Bidirectional", "merge_mode": "concat",
+          "layer": _rnn("ConvLSTM1D", filters=2, kernel_size=[3])},
+         "the wrapped ConvLSTM1D is not followed"),
+    ],
+)
+def test_keras_recurrent_layers_not_followed(
+    tmp_path: Path, layer_cfg: dict[str, object], reason: str
+) -> None:
+    from test_keras_configs import k2_layer
+
+    cfg = dict(layer_cfg)
+    cls = str(cfg.pop("class_name"))
+    path = keras_sequence_model(
+        tmp_path, k2_layer(cls, "rnn", [[["conv", 0, 0, {}]]], **cfg), outputs=[["rnn", 0, 0]]
+    )
+    r = cnnprobe.analyze(path)
+    assert r.layer("rnn").status == "unknown"
+    assert reason in " ".join(d.message for d in r.diagnostics)
