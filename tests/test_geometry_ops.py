@@ -1509,6 +1509,27 @@ def test_unknown_op_assumed_pointwise(tmp_path: Path, name: str) -> None:
     assert r.verdict.certain
 
 
+def test_assumed_pointwise_op_reads_every_data_input(tmp_path: Path) -> None:
+    """A custom op over two maps (a + 0.5 * b, say) declared pointwise is an elementwise merge
+    of both: a 1x1 conv (r 1) and a 5x5 conv (r 5, start -2) give r 5, start -2 (it used to read
+    only its first input, r 1, and said so with certainty); its weight input is not data."""
+    nodes = [
+        node("Conv", ["x", "w1"], "a", kernel_shape=[1, 1]),
+        node("Conv", ["x", "w5"], "b", kernel_shape=[5, 5], pads=[2] * 4),
+        helper.make_node(
+            "ScaleAdd", ["a", "b", "scale"], ["custom"], name="custom", domain="com.example"
+        ),
+    ]
+    vi = [helper.make_tensor_value_info("custom", TensorProto.FLOAT, [1, 4, 8, 8])]
+    inits = [weight("w1", (4, 2, 1, 1)), weight("w5", (4, 2, 5, 5)), weight("scale", (4,))]
+    path = save(tmp_path, nodes, (1, 2, 8, 8), inits, value_info=vi,
+                extra_opsets=[("com.example", 1)], check=False)
+    r = analyze(path, assume_pointwise=["ScaleAdd"])
+    assert r.verdict.certain
+    for a in range(2):
+        check_axis(r.layer("custom"), a, 8, 5, 1, -2)
+
+
 # --------------------------------------------------------------------------- whole-model verdicts
 
 

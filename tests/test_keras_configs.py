@@ -731,3 +731,61 @@ def test_resizing_antialias(tmp_path: Path, antialias: bool) -> None:
     want = ([(0, 3), (2, 6), (5, 9), (8, 11)] if antialias
             else [(1, 1), (4, 4), (7, 7), (10, 10)])
     assert [lay.real_interval(0, k) for k in range(4)] == want
+
+
+def test_depthwise_channels_without_recorded_shapes(tmp_path: Path) -> None:
+    """tf_keras .h5 files record no layer shapes: a depthwise conv's channels (input channels x
+    depth_multiplier: 8 x 2) are then worked out by the analysis, and the squeeze-excitation
+    reshape to (1, 1, 16) after it is followed (it used to stop there, 'reshape-untracked')."""
+    conv_in = [[["img", 0, 0, {}]]]
+    model = {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                k2_input("img", [None, 16, 16, 3]),
+                k2_conv("c0", conv_in, filters=8, kernel_size=[1, 1]),
+                k2_layer(
+                    "DepthwiseConv2D", "dw", [[["c0", 0, 0, {}]]], kernel_size=[3, 3],
+                    strides=[1, 1], padding="same", depth_multiplier=2, dilation_rate=[1, 1],
+                    data_format="channels_last",
+                ),
+                k2_layer("GlobalAveragePooling2D", "sq", [[["dw", 0, 0, {}]]]),
+                k2_layer("Reshape", "rs", [[["sq", 0, 0, {}]]], target_shape=[1, 1, 16]),
+                k2_layer("Multiply", "mul", [[["dw", 0, 0, {}], ["rs", 0, 0, {}]]]),
+            ],
+            "input_layers": [["img", 0, 0]],
+            "output_layers": [["mul", 0, 0]],
+        },
+    }
+    r = analyze(save_dir(tmp_path, model))
+    assert r.verdict.certain, [d.message for d in r.diagnostics]
+    assert r.layer("dw").output_shape == (None, 16, 16, 16)
+    mul = r.layer("mul")
+    assert mul.output_shape == (None, 16, 16, 16) and mul.rf == [3, 3] and mul.is_global
+
+
+def test_inception_resnet_scaled_residual(tmp_path: Path) -> None:
+    """InceptionResNetV2's ``CustomScaleLayer`` (x + scale * branch), named by its keras
+    module: a merge of both inputs (a 1x1 path, r 1, and a 3x3 one, r 3 -> r 3)."""
+    conv_in = [[["img", 0, 0, {}]]]
+    scale = k2_layer("CustomScaleLayer", "scaled", [[["a", 0, 0, {}], ["b", 0, 0, {}]]], scale=0.17)
+    scale["module"] = "keras.src.applications.inception_resnet_v2"
+    model = {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                k2_input("img", [None, 16, 16, 3]),
+                k2_conv("a", conv_in, kernel_size=[1, 1]),
+                k2_conv("b", conv_in),
+                scale,
+            ],
+            "input_layers": [["img", 0, 0]],
+            "output_layers": [["scaled", 0, 0]],
+        },
+    }
+    r = analyze(save_dir(tmp_path, model))
+    assert r.verdict.certain and r.layer("scaled").rf == [3, 3]
+    del scale["module"]  # a user's class of that name is not guessed at
+    assert analyze(save_dir(tmp_path, model, "m2")).layer("scaled").status == "unknown"

@@ -443,3 +443,29 @@ def test_keras_recurrent_layers_not_followed(
     r = cnnprobe.analyze(path)
     assert r.layer("rnn").status == "unknown"
     assert reason in " ".join(d.message for d in r.diagnostics)
+
+
+def test_gate_from_a_flattened_pool_through_a_1x1_conv(tmp_path: Path) -> None:
+    """Squeeze-excitation as Keras's EfficientNet writes it: pooled to [N, C] (height and width,
+    reduced to one unit each, ride along the channels), reshaped to [N, C, 1, 1], a 1x1 conv
+    that resizes the channels, then multiplied onto the map. The conv lets the riders go, so the
+    merge meets no crossed axes (regression: keeping them there made the gate uncertain)."""
+    rng = np.random.default_rng(4)
+    nodes, inits = _conv_nodes(rng)
+    inits += [
+        numpy_helper.from_array(np.array([1, 2, 1, 1], dtype=np.int64), "gate_shape"),
+        numpy_helper.from_array(rng.standard_normal((3, 2, 1, 1)).astype(np.float32), "w_r"),
+        numpy_helper.from_array(rng.standard_normal((2, 3, 1, 1)).astype(np.float32), "w_e"),
+    ]
+    nodes += [
+        helper.make_node("ReduceMean", ["c"], ["m"], name="squeeze", axes=[2, 3], keepdims=0),
+        helper.make_node("Reshape", ["m", "gate_shape"], ["g"], name="reshape"),
+        helper.make_node("Conv", ["g", "w_r"], ["r"], name="reduce"),
+        helper.make_node("Conv", ["r", "w_e"], ["e"], name="expand"),
+        helper.make_node("Mul", ["c", "e"], ["y"], name="excite"),
+    ]
+    r = cnnprobe.analyze(_save(tmp_path, nodes, inits, ["y"], opset=13))
+    assert r.verdict.certain and not r.diagnostics
+    y = layer(r, "y")
+    assert y.is_global and y.is_spatial and y.rf == [3, 3]
+    assert r.verdict.global_while_spatial == "excite"

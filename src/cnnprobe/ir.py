@@ -9,7 +9,8 @@ Attribute conventions (all per *tensor axis* unless said otherwise; tuples, neve
 ``window`` / ``window_transpose`` / ``pool``
     ``spatial_axes``: tensor axes the kernel slides over; ``kernel``, ``strides``, ``dilations``:
     one entry per spatial axis; ``padding``: a :class:`Padding`; ``channel_axis``: the axis a
-    convolution mixes (``None`` for pooling, which keeps channels apart); ``out_channels``;
+    convolution mixes (``None`` for pooling, which keeps channels apart); ``out_channels`` (or,
+    when unknown, ``channel_multiplier``: a depthwise conv's input channels times this);
     ``ceil_mode``; for transposed convolutions also ``output_padding`` and ``output_size``
     (explicit spatial output sizes, or ``None``).
 ``reduce``

@@ -133,8 +133,10 @@ def propagate(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Propagation
         status = OK
         op_node = node
         if node.op == "unknown" and _declared_pointwise(node.source_op, pointwise):
-            op_node = replace(node, op="elementwise", inputs=node.inputs[:1])
-            ins = ins[:1]
+            # every data input is read element by element (weights, constants, are not data)
+            keep = [k for k, s in enumerate(ins) if s.live] or [0]
+            op_node = replace(node, op="elementwise", inputs=tuple(node.inputs[k] for k in keep))
+            ins = [ins[k] for k in keep]
             live_ins = [s for s in ins if s.live]
         if op_node.op == "unknown":
             status = UNKNOWN

@@ -15,7 +15,7 @@ GLOBAL_KINDS = {
     "reduce": "global pooling / reduction over positions",
     "dense": "dense layer over flattened positions",
     "gemm": "dense layer over flattened positions",
-    "matmul": "matrix product over positions (attention)",
+    "matmul": "matrix product over positions (a dense layer, or attention)",
     "einsum": "a sum over positions (Einsum)",
     "mix": "normalisation or softmax over positions",
     "recurrent": "recurrent layer over positions",

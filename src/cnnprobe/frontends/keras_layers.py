@@ -252,11 +252,14 @@ def conv(c: LayerCall) -> list[Node]:
     d = c.ints("dilation_rate", nsp, default=1)
     pad = _padding(c, k, d, allow_causal=nsp == 1)
     axes, ch = spatial_layout(c.data_format(), nsp)
+    extra: dict[str, Any] = {}
     if c.cls.startswith("Depthwise"):
         mult = c.int_("depth_multiplier", 1)
         x = c.x()
         in_ch = x.shape[ch] if x.shape is not None and len(x.shape) == nsp + 2 else None
         out_ch = None if in_ch is None else in_ch * mult
+        # (when the file records no input shape, the analysis multiplies the channels it knows)
+        extra["channel_multiplier"] = mult
     else:
         out_ch = c.int_("filters")
     return [
@@ -272,6 +275,7 @@ def conv(c: LayerCall) -> list[Node]:
             out_channels=out_ch,
             groups=c.int_("groups", 1),
             ceil_mode=False,
+            **extra,
         )
     ]
 
@@ -445,9 +449,13 @@ def pointwise(c: LayerCall) -> list[Node]:
 
 
 #: Layers that ``keras.applications`` models define for themselves (ConvNeXt: ``x * gamma`` per
-#: channel, and stochastic depth, the identity at inference). Recognised only when the file names
-#: their Keras module: a class of the user's may share the name.
-APPLICATION_LAYERS: dict[str, Converter] = {"LayerScale": pointwise, "StochasticDepth": pointwise}
+#: channel, and stochastic depth, the identity at inference; InceptionResNetV2's scaled residual,
+#: below). Recognised only when the file names their Keras module: a class of the user's may
+#: share the name.
+APPLICATION_LAYERS: dict[str, Converter] = {
+    "LayerScale": pointwise,
+    "StochasticDepth": pointwise,
+}
 APPLICATION_MODULES = ("keras.src.applications.", "keras.applications.")
 
 
@@ -579,6 +587,10 @@ def merge(c: LayerCall) -> list[Node]:
     if not c.inputs:
         raise c.fail("called on no tensor")
     return [c.node("elementwise", c.inputs)]
+
+
+#: InceptionResNetV2's residual ``x + scale * branch``
+APPLICATION_LAYERS["CustomScaleLayer"] = merge
 
 
 @layer("Concatenate")

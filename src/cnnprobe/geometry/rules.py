@@ -115,8 +115,13 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
-        # input axes reduced to one unit ride along (a squeezed axis): they stay where they are
-        riders = tuple(f for f in factors if f is not keep and f.spatial is not None)
+        # input axes reduced to one unit ride along (a squeezed axis): they stay with the input
+        # axis a window slides along (elsewhere, as on a channel axis, they are let go)
+        riders = (
+            tuple(f for f in factors if f is not keep and f.spatial is not None)
+            if keep.spatial is not None
+            else ()
+        )
         new: tuple[Factor, ...] = (Factor(size, keep.spatial, keep.carries), *riders)
     else:
         new = tuple(Factor(None, f.spatial, f.carries) for f in factors)
@@ -311,7 +316,11 @@ def window_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     if ch is not None:
         c = _norm_axis(ch, x.rank)
         out = out.make_global([c], keep_window=True)
-        shape = _shape_with(shape, c, a.get("out_channels"))
+        channels = a.get("out_channels")
+        mult = a.get("channel_multiplier")  # (a depthwise conv: input channels times this)
+        if channels is None and mult is not None and x.shape[c] is not None:
+            channels = x.shape[c] * mult
+        shape = _shape_with(shape, c, channels)
         out = out.evolve(layout=_set_size(out.layout, c, shape[c]))
     return [out.evolve(shape=shape)]
 
