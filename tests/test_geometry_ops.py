@@ -1530,6 +1530,25 @@ def test_assumed_pointwise_op_reads_every_data_input(tmp_path: Path) -> None:
         check_axis(r.layer("custom"), a, 8, 5, 1, -2)
 
 
+@pytest.mark.parametrize("op", ["Gemm", "MatMul"])
+def test_classifier_analysed_at_another_input_size(tmp_path: Path, op: str) -> None:
+    """conv 3x3 valid (2 channels) -> Flatten -> dense made for 8x8 inputs (2*6*6 = 72 features).
+    At 10x10 (--input-shape) the flattened map has 2*8*8 = 128 values: the model cannot run,
+    and the dense layer says so (an error, not a confident verdict)."""
+    nodes = [
+        node("Conv", ["x", "w"], "conv", kernel_shape=[3, 3]),
+        node("Flatten", ["conv"], "flat"),
+        node(op, ["flat", "fc"], "fc_out"),
+    ]
+    path = save(tmp_path, nodes, (1, 1, 8, 8), [weight("w", (2, 1, 3, 3)), weight("fc", (72, 5))])
+    assert analyze(path).verdict.certain
+    r = analyze(path, input_shape=(1, 1, 10, 10))
+    assert r.layer("fc_out").status == "error"
+    assert [d.message for d in r.diagnostics if d.code == "bad-op"] == [
+        "contracts 128 values with an operand made for 72: the model cannot run at this input size"
+    ]
+
+
 # --------------------------------------------------------------------------- whole-model verdicts
 
 

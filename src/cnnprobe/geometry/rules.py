@@ -711,6 +711,8 @@ def gemm_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[
         raise GeometryError(f"Gemm input of rank {a_in.rank}, expected 2")
     ta = bool(node.attrs.get("trans_a", False))
     k_axis, m_axis = (0, 1) if ta else (1, 0)
+    if len(ins) > 1 and ins[1].rank == 2:
+        _contracts(a_in.shape[k_axis], ins[1].shape[1 if node.attrs.get("trans_b") else 0])
     a = a_in.make_global([k_axis], keep_window=False)
     units = node.attrs.get("units")
     rows = (a.layout[m_axis], (Factor(units),))
@@ -724,6 +726,16 @@ def gemm_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[
     return [_merge(parts, (a.shape[m_axis], units), ctx)]
 
 
+def _contracts(k_a: Dim, k_b: Dim) -> None:
+    """A matrix product's operands must agree on the contracted size (a classifier made for one
+    input size, analysed at another with ``--input-shape``, cannot run)."""
+    if k_a is not None and k_b is not None and k_a != k_b:
+        raise GeometryError(
+            f"contracts {k_a} values with an operand made for {k_b}: the model cannot run at "
+            "this input size"
+        )
+
+
 @rule("matmul")
 def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     a, b = ins[0], ins[1]
@@ -734,6 +746,7 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         a = _permute(a, (*range(a.rank - 2), a.rank - 1, a.rank - 2))
     if node.attrs.get("trans_b"):
         b = _permute(b, (*range(b.rank - 2), b.rank - 1, b.rank - 2))
+    _contracts(a.shape[-1], b.shape[-2])
     a = a.make_global([a.rank - 1], keep_window=False)
     b = b.make_global([b.rank - 2], keep_window=False)
     batch = _broadcast_shape([a.shape[:-2], b.shape[:-2]])
