@@ -96,8 +96,9 @@ def recurrent_model(
     return _save(tmp_path, nodes, inits, [o for o in outputs if o])
 
 
-def conv_window(t: int) -> tuple[int, int]:
-    return max(0, t - 1), min(W - 1, t + 1)
+def conv_window(t: int, n: int = W) -> tuple[int, int]:
+    """Pixels conv unit ``t`` reads along an axis of ``n`` (3 taps, padding 1)."""
+    return max(0, t - 1), min(n - 1, t + 1)
 
 
 def running(direction: str, t: int) -> tuple[int, int]:
@@ -469,3 +470,70 @@ def test_gate_from_a_flattened_pool_through_a_1x1_conv(tmp_path: Path) -> None:
     y = layer(r, "y")
     assert y.is_global and y.is_spatial and y.rf == [3, 3]
     assert r.verdict.global_while_spatial == "excite"
+
+
+def gather_model(tmp_path: Path, indices: object, axis: int = 3) -> Path:
+    rng = np.random.default_rng(5)
+    nodes, inits = _conv_nodes(rng)
+    inits.append(numpy_helper.from_array(np.array(indices, dtype=np.int64), "idx"))
+    nodes.append(helper.make_node("Gather", ["c", "idx"], ["y"], name="pick", axis=axis))
+    return _save(tmp_path, nodes, inits, ["y"], opset=13)
+
+
+def test_gather_one_position_of_a_map(tmp_path: Path) -> None:
+    """The last column (index -1) of the conv's map: it reads pixels 10..11 of the width (the
+    window 10..12 reaches into padding); the width axis is gone, each row keeps its window."""
+    path = gather_model(tmp_path, -1)
+    r = cnnprobe.analyze(path)
+    y = layer(r, "y")
+    assert y.status == "ok" and y.output_shape == (1, 2, H)
+    measured = measure_intervals(
+        onnx.load(path), "x", ["y"], spatial_axes_in=(2, 3), tensor_axes={"y": (0, (2, None))}
+    )["y"]
+    assert measured == [[conv_window(h, H) for h in range(H)], [(10, 11)]]
+    assert [y.real_interval(0, h) for h in range(H)] == measured[0]
+    assert y.real_interval(1, 0) == (10, 11)
+    assert (y.axes[1].size, y.axes[1].rf, y.axes[1].start) == (1, 3, 10)
+
+
+@pytest.mark.parametrize("indices", [[1, 5, 9], [-11, -7, -3], [4]])
+def test_gather_evenly_spaced_positions(tmp_path: Path, indices: list[int]) -> None:
+    """Columns 1, 5, 9 (a strided slice): unit i reads conv unit 1 + 4i, pixels 4i..4i+2."""
+    path = gather_model(tmp_path, indices)
+    r = cnnprobe.analyze(path)
+    y = layer(r, "y")
+    first = indices[0] % W
+    n = len(indices)
+    assert y.status == "ok" and y.output_shape == (1, 2, H, n)
+    hand = [conv_window(first + 4 * i) for i in range(n)]
+    measured = measure_intervals(onnx.load(path), "x", ["y"], spatial_axes_in=(2, 3))["y"]
+    assert measured[1] == hand
+    assert [y.real_interval(1, i) for i in range(n)] == hand
+    if n > 1:
+        assert (y.axes[1].rf, y.axes[1].jump, y.axes[1].start) == (3, 4, first - 1)
+
+
+def test_gather_of_scattered_positions_is_not_guessed(tmp_path: Path) -> None:
+    r = cnnprobe.analyze(gather_model(tmp_path, [0, 3, 4]))
+    assert layer(r, "y").status == "uncertain"
+    assert "gather-on-spatial-axis" in {d.code for d in r.diagnostics}
+
+
+def test_last_step_of_a_forward_lstm(tmp_path: Path) -> None:
+    """``lstm_out[-1]`` (PyTorch's usual many-to-one read): the last step has read every column."""
+    path = recurrent_model(tmp_path, "LSTM", "forward", ("y",))
+    model = onnx.load(path)
+    model.graph.initializer.append(numpy_helper.from_array(np.array(-1, dtype=np.int64), "last"))
+    model.graph.node.append(helper.make_node("Gather", ["y", "last"], ["z"], name="last_step"))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
+    onnx.save(model, path)
+    r = cnnprobe.analyze(path)
+    z = layer(r, "z")
+    assert z.status == "ok" and z.output_shape == (1, 1, HIDDEN)
+    assert seen(z, 1, 0) == (0, W - 1) and z.sees_full_input
+    measured = measure_intervals(
+        onnx.load(path), "x", ["z"], spatial_axes_in=(2, 3), magnitude=10.0,
+        tensor_axes={"z": (1, (None, None))},
+    )["z"]
+    assert measured == [[(0, H - 1)], [(0, W - 1)]]

@@ -678,6 +678,10 @@ def split(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     )
 
 
+#: constant Gather indices up to this many are passed on to the analysis
+MAX_PICKS = 4096
+
+
 @converts("Gather")
 def gather(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     idx = ctx.shape(p.input[1])
@@ -686,8 +690,17 @@ def gather(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
         idx = v.shape
     if idx is None:
         return _node(p, name, "unknown", [p.input[0]], [p.input[1]])
+    # constant indices (a few): positions picked along a spatial axis are followed exactly
+    picks = tuple(int(i) for i in v.data) if v is not None and v.size <= MAX_PICKS else None
     return _node(
-        p, name, "gather", [p.input[0]], [p.input[1]], axis=int(a.get("axis", 0)), indices_shape=idx
+        p,
+        name,
+        "gather",
+        [p.input[0]],
+        [p.input[1]],
+        axis=int(a.get("axis", 0)),
+        indices_shape=idx,
+        indices=picks,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache, partial
+from itertools import pairwise
 from math import prod
 from typing import Any
 
@@ -1118,6 +1119,9 @@ def gather_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     x = ins[0]
     t = _norm_axis(node.attrs.get("axis", 0), x.rank)
     idx_shape: Shape = tuple(node.attrs.get("indices_shape") or ())
+    picked = _picked(x, t, node.attrs.get("indices"), idx_shape, ctx)
+    if picked is not None:
+        return [picked]
     out = x
     for sp in _spatial_ids(x.layout[t]):
         ax = x.axes[sp]
@@ -1131,6 +1135,40 @@ def gather_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
             shape=x.shape[:t] + idx_shape + x.shape[t + 1 :],
         )
     ]
+
+
+def _picked(
+    x: TensorState, t: int, indices: Sequence[int] | None, idx_shape: Shape, ctx: RuleContext
+) -> TensorState | None:
+    """Constant positions picked along tensor axis ``t``, when it holds one input axis with a
+    window: one position (the axis goes, the input axis rides along with size 1), or evenly
+    spaced ascending ones (a strided slice). ``None``: not such a case."""
+    n = x.shape[t]
+    moving = _moving(x.layout[t])
+    if indices is None or n is None or len(moving) != 1 or len(idx_shape) > 1 or not indices:
+        return None
+    sp = moving[0]
+    if not x.location(sp)[1] or x.axes[sp].window is None or x.axes[sp].is_global:
+        return None
+    ks = [k + n if k < 0 else k for k in indices]
+    if not all(0 <= k < n for k in ks):
+        raise GeometryError(f"index out of range for an axis of {n}")
+    step = ks[1] - ks[0] if len(ks) > 1 else 1
+    if step < 1 or any(b - a != step for a, b in pairwise(ks)):
+        return None
+    m = QAMap.affine(ks[0], step)
+    reads = _spans(taps.affine, first=ks[0], step=step)
+    out, _ = _move_window(x, t, m, m, ctx, reads, len(ks))
+    if idx_shape:  # a list of positions: the axis keeps its place
+        return out.evolve(
+            layout=_set_size(out.layout, t, len(ks)), shape=_shape_with(x.shape, t, len(ks))
+        )
+    rider = tuple(factor(1, f.spatial) for f in out.layout[t] if f.spatial is not None)
+    keep = [u for u in range(x.rank) if u != t]
+    return out.evolve(
+        layout=_attach(tuple(out.layout[u] for u in keep), rider),
+        shape=tuple(x.shape[u] for u in keep),
+    )
 
 
 def _regroup(x: TensorState, groups: Sequence[Sequence[int]], shape: Shape) -> TensorState:
