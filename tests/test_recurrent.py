@@ -537,3 +537,36 @@ def test_last_step_of_a_forward_lstm(tmp_path: Path) -> None:
         tensor_axes={"z": (1, (None, None))},
     )["z"]
     assert measured == [[(0, H - 1)], [(0, W - 1)]]
+
+
+@pytest.mark.parametrize("kernel, ok", [(1, True), (3, False)])
+def test_conv_over_concatenated_positions(tmp_path: Path, kernel: int, ok: bool) -> None:
+    """YOLOv8's head: two scales flattened and concatenated along the positions ([1, 2, 48] and
+    [1, 2, 12] -> [1, 2, 60]), then a 1x1 conv over them (its DFL): unit i reads unit i, exact
+    whatever the axis holds (it was 'untracked-positions'). A 3-wide conv there really slides
+    across the seam between the scales: not followed."""
+    rng = np.random.default_rng(6)
+    nodes, inits = _conv_nodes(rng)
+    inits += [
+        numpy_helper.from_array(np.array([1, 2, -1], dtype=np.int64), "flat"),
+        numpy_helper.from_array(np.array([1, 2, 1, 60], dtype=np.int64), "row"),
+        numpy_helper.from_array(
+            rng.standard_normal((3, 2, 1, kernel)).astype(np.float32), "w_dfl"
+        ),
+    ]
+    nodes += [
+        helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Reshape", ["c", "flat"], ["fa"], name="flat_a"),
+        helper.make_node("Reshape", ["p", "flat"], ["fb"], name="flat_b"),
+        helper.make_node("Concat", ["fa", "fb"], ["cat"], name="cat", axis=2),
+        helper.make_node("Reshape", ["cat", "row"], ["r"], name="to_row"),
+        helper.make_node("Conv", ["r", "w_dfl"], ["y"], name="dfl"),
+    ]
+    r = cnnprobe.analyze(_save(tmp_path, nodes, inits, ["y"], opset=13))
+    y = layer(r, "y")
+    codes = {d.code for d in r.diagnostics}
+    if ok:
+        assert y.status == "ok" and y.output_shape == (1, 3, 1, 60) and r.verdict.certain
+        assert "untracked-positions" not in codes
+    else:
+        assert y.status == "uncertain" and "untracked-positions" in codes

@@ -79,8 +79,11 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-#: At most this many rebuilds of a graph with shapes the analysis computed
-REFINE_ROUNDS = 6
+#: At most this many rebuilds of a graph with shapes the analysis computed. Each round must
+#: learn new shapes; a chain of operands each computed from the shape of a tensor past the
+#: previous one (YOLO's C2f blocks: ``chunk`` as a Slice whose bounds come from ``Shape``)
+#: settles one link per round.
+REFINE_ROUNDS = 256
 
 
 def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:

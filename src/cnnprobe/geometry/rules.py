@@ -143,6 +143,9 @@ def _spans(fn: Callable[..., list[Span]], **kw: Any) -> RealMap:
     return apply
 
 
+_IDENTITY = QAMap.affine(0, 1)
+
+
 def _move_window(
     state: TensorState,
     t: int,
@@ -158,6 +161,11 @@ def _move_window(
     of the input units (for the exact border figures); without it, or with unknown sizes, they
     are dropped.
     """
+    if lo_idx == hi_idx == _IDENTITY and n_out == state.shape[t]:
+        # unit i reads unit i (a 1x1 window, stride 1, no padding): nothing moves, whatever the
+        # axis holds (positions without a grid, several input axes)
+        moving = _moving(state.layout[t])
+        return state, (moving[0] if len(moving) == 1 else None)
     carried = [a for f in state.layout[t] for a in f.carries if not state.axes[a].is_global]
     if carried:
         ctx.give_up(
@@ -1390,7 +1398,14 @@ def _resized_by_declaration(x: TensorState, ctx: RuleContext, code: str, what: s
         if old == new:
             continue
         if _has_spatial(x.layout[t]):
-            ctx.give_up(code, f"{what} along tensor axis {t} are computed at run time")
+            if new is None:
+                ctx.give_up(
+                    code,
+                    f"{what} are computed at run time, and the recorded output shape leaves "
+                    f"tensor axis {t} unknown",
+                )
+            else:
+                ctx.give_up(code, f"{what} along tensor axis {t} are computed at run time")
             return _unknown_windows(x, decl)
         out = out.evolve(layout=_set_size(out.layout, t, new))
     return out.evolve(shape=tuple(decl))
