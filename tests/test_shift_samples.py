@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from cnnprobe.shift import ShiftOptions, run_shift_test
 from paths import SAMPLES
@@ -79,3 +84,60 @@ def test_fixed_batch_models_run_in_batches_anyway(batch: int) -> None:
     )
     assert r.protocol.inferences == 2 * (1 + 3 * 2)
     assert not any("one at a time" in n for n in r.notes)
+
+
+def test_no_equivariance_claim_without_shifts_on_the_grid() -> None:
+    """mnist_pooled has P = 4; shifts of at most 2 pixels include none on the grid, so no map
+    is said to lose (or keep) equivariance off the grid: there is nothing to compare with."""
+    from cnnprobe.shift.report.common import reading
+
+    r = run_shift_test(
+        ShiftOptions(
+            str(SAMPLES / "mnist_pooled.onnx"), mode="crop", count=2, max_shift=2, layers=("all",)
+        )
+    )
+    assert r.period == (4, 4)
+    assert all(la.period.value is None for la in r.layers)
+    lines = reading(r)
+    assert not any("first lost" in line or "stays equivariant" in line for line in lines)
+    assert any("no measured shift is a multiple of P = 4×4" in line for line in lines)
+
+
+def _detector(tmp_path: Path) -> Path:
+    """A detector's output as YOLO writes it: predictions of two scales (8x8 and 4x4 cells),
+    flattened and concatenated along the cells: [1, 6, 80] per image."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((6, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((6, 6, 3, 3)).astype(np.float32), "w2")
+    flat = numpy_helper.from_array(np.array([1, 6, -1], dtype=np.int64), "flat")
+    conv = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["p3"], name="p3", **conv),
+        helper.make_node("Conv", ["p3", "w2"], ["p4"], name="p4", **conv),
+        helper.make_node("Reshape", ["p3", "flat"], ["f3"], name="f3"),
+        helper.make_node("Reshape", ["p4", "flat"], ["f4"], name="f4"),
+        helper.make_node("Concat", ["f3", "f4"], ["preds"], name="preds", axis=2),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("preds", TensorProto.FLOAT, [1, 6, 80])],
+        [w1, w2, flat],
+    )
+    path = tmp_path / "det.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_detector_predictions_are_not_class_scores(tmp_path: Path) -> None:
+    """[6, 80] values per image (predictions per cell) are not a vector of class scores: no
+    top-1 agreement over 480 'classes', no argmax notes; the sensitivity measures remain."""
+    from cnnprobe.shift.report.common import output_line
+
+    r = run_shift_test(ShiftOptions(str(_detector(tmp_path)), mode="roll", count=2))
+    assert r.output.kind == "values" and r.output.shape == (6, 80)
+    names = {m.key for m in r.output.measures}
+    assert {"ns", "abs_change"} <= names and not names & {"agreement", "mac", "js"}
+    assert not any("argmax" in n for n in r.notes)
+    assert "480 values, not a vector of class scores" in output_line(r)

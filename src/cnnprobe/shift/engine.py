@@ -27,6 +27,7 @@ from .results import (
     CLASSIFIER,
     DENSE,
     SCALAR,
+    VALUES,
     LayerEquivariance,
     Measure,
     OutputSummary,
@@ -401,6 +402,9 @@ class Accumulator:
             self._locate(self.dense, first.shape)
         elif first.size <= 1:
             self.kind = SCALAR
+        elif sum(d > 1 for d in first.shape) > 1:
+            # (a vector of class scores has one axis, besides 1-sized ones)
+            self.kind = VALUES
         else:
             self.kind = CLASSIFIER
             self.probabilities = M.looks_like_probabilities(first.reshape(1, -1))

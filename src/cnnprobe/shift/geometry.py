@@ -137,7 +137,12 @@ def from_analysis(
         if tg.spatial:
             maps.append(tg)
     notes: list[str] = []
-    total = tuple(result.verdict.total_stride)
+    # (past an uncertain layer the real last spatial layer, and its jump, are unknown)
+    total = (
+        tuple(result.verdict.total_stride)
+        if result.verdict.certain
+        else tuple(None for _ in range(nsp))
+    )
     if stride is not None:
         period = _expand(stride, nsp)
         source = "--stride"

@@ -8,11 +8,14 @@ from fractions import Fraction
 from .measures import Estimate
 
 #: Version of the JSON document of ``shift-test --format json`` (minor versions only add fields).
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 CLASSIFIER = "classifier"  #: a vector of class scores per input
 DENSE = "dense"  #: a spatial map (segmentation, detection heads, any feature map)
 SCALAR = "scalar"  #: one number per input (regression, a single logit)
+#: several axes of values per input that the analysis does not locate as a feature map
+#: (a detector's predictions over anchors of every scale): no class scores, no top-1 (since 1.1)
+VALUES = "values"
 
 
 @dataclass(frozen=True)

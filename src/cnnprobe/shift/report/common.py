@@ -8,7 +8,14 @@ from fractions import Fraction
 
 from ...ir import format_shape
 from ..measures import Estimate
-from ..results import CLASSIFIER, DENSE, LayerEquivariance, ShiftPoint, ShiftTestResult
+from ..results import (
+    CLASSIFIER,
+    DENSE,
+    VALUES,
+    LayerEquivariance,
+    ShiftPoint,
+    ShiftTestResult,
+)
 
 #: Relative equivariance error under which a feature map counts as equivariant.
 EQUIVARIANT_BELOW = 1e-3
@@ -118,6 +125,11 @@ def output_line(r: ShiftTestResult) -> str:
         what = f"classifier-like, {o.scores} over {math.prod(o.shape) if o.shape else '?'} classes"
     elif o.kind == DENSE:
         what = f"dense, jump {axes(list(o.jump))}"
+    elif o.kind == VALUES:
+        what = (
+            f"{math.prod(o.shape) if o.shape else '?'} values, not a vector of class scores "
+            "nor a feature map the analysis locates (no top-1 measures)"
+        )
     else:
         what = "one number per input"
     return f"output {o.name!r} {shape(o.shape)} per input: {what}"
@@ -282,13 +294,22 @@ def _lost_off_grid(layer: LayerEquivariance) -> bool:
     off = _worst(layer, "off")
     if off is None:
         return False
-    grid = layer.period.value or 0.0
+    grid = layer.period.value
+    if grid is None:  # (no shift on the period grid was measured: nothing to compare with)
+        return False
     return off > LOST_ABOVE and off > 3 * grid
 
 
 def _layer_reading(r: ShiftTestResult) -> list[str]:
     out: list[str] = []
     if not r.layers:
+        return out
+    if all(la.period.value is None for la in r.layers):
+        out.append(
+            f"Feature maps: no measured shift is a multiple of P = {axes(list(r.period))}, so "
+            "their errors off the grid have nothing to be compared with (shift by P or more: "
+            f"--max-shift {max(r.period)})."
+        )
         return out
     off = next((la for la in r.layers if _lost_off_grid(la)), None)
     grid = next((la for la in r.layers if (_worst(la, "grid") or 0.0) > LOST_ABOVE), None)
