@@ -1552,6 +1552,38 @@ def test_classifier_analysed_at_another_input_size(tmp_path: Path, op: str) -> N
 # --------------------------------------------------------------------------- whole-model verdicts
 
 
+def test_verdict_describes_every_output(tmp_path: Path) -> None:
+    """A two-scale detector with a classifier: outputs p3 (conv 3x3/2 'same' on 16 pixels: 8
+    units, r 3, jump 2), p4 (another: 4 units, r 3 + 2*2 = 7, jump 4, start -3) and logits
+    (flatten + dense over p4, whose units together read pixels -3..15: the whole input)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    conv = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4)
+    nodes = [
+        node("Conv", ["x", "w1"], "p3", **conv),
+        node("Conv", ["p3", "w2"], "p4", **conv),
+        node("Flatten", ["p4"], "flat"),
+        node("Gemm", ["flat", "fc"], "logits"),
+    ]
+    inits = [weight("w1", (2, 1, 3, 3)), weight("w2", (2, 2, 3, 3)), weight("fc", (32, 5))]
+    path = save(tmp_path, nodes, (1, 1, 16, 16), inits, outputs=["p3", "p4", "logits"])
+    r = analyze(path)
+    p3, p4, logits = r.verdict.outputs
+    assert (p3.output, p3.spatial, p3.rf, p3.jump) == ("p3", True, (3, 3), (2, 2))
+    assert (p4.rf, p4.jump, p4.start, p4.sees_full_input) == ((7, 7), (4, 4), (-3, -3), False)
+    assert (logits.spatial, logits.shape, logits.sees_full_input) == (False, (1, 5), True)
+    text = CliRunner().invoke(app, ["summary", str(path)]).stdout
+    assert "Outputs (3):\n  p3: 8×8 units, RF 3×3, jump 2×2; not every unit sees the full" in text
+    assert "  logits: [1, 5], not a feature map; every unit sees the full input." in text
+    doc = json.loads(CliRunner().invoke(app, ["summary", str(path), "-f", "json"]).stdout)
+    assert [o["output"] for o in doc["verdict"]["outputs"]] == ["p3", "p4", "logits"]
+    assert doc["verdict"]["outputs"][1]["rf"] == [7, 7]
+
+
 def test_verdict_mnist_three_valid_convs(tmp_path: Path) -> None:
     # 28 -> 26 -> 24 -> 22; r = 1+2+2+2 = 7, j 1, start 0. Centre unit (22-1)//2 = 10 covers
     # [10, 16]: 7/28 per axis; every unit lies inside the image: min also 7/28;

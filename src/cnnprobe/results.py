@@ -173,6 +173,23 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class OutputGeometry:
+    """One graph output (a multi-head detector has one per scale): the figures of the layer
+    that produces it, per spatial axis. ``spatial``: it is a feature map (every figure exact);
+    ``layer`` is ``None`` when no layer computes it from the input (a constant)."""
+
+    output: str
+    layer: str | None
+    shape: Shape
+    spatial: bool
+    rf: tuple[int | None, ...]
+    jump: tuple[Fraction | None, ...]
+    start: tuple[int | None, ...]
+    sees_full_input: bool | None
+    status: str
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Plain answers about the whole model. Figures are per spatial axis."""
 
@@ -195,6 +212,8 @@ class Verdict:
     global_while_spatial: str | None
     stages: tuple[Stage, ...]
     certain: bool
+    #: every graph output, in the file's order (since JSON schema 1.1)
+    outputs: tuple[OutputGeometry, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from fractions import Fraction
 from math import prod
 
 from ..ir import Graph
-from ..results import OK, LayerResult, Stage, Verdict
+from ..results import OK, LayerResult, OutputGeometry, Stage, Verdict
 from .graph_order import feeds_outputs
 from .receptive_field import Propagation
 
@@ -97,4 +97,32 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
         global_while_spatial=global_spatial.name if global_spatial else None,
         stages=tuple(stages),
         certain=certain,
+        outputs=_outputs(graph, prop),
     )
+
+
+def _outputs(graph: Graph, prop: Propagation) -> tuple[OutputGeometry, ...]:
+    wanted = set(graph.outputs)
+    found = {
+        name: prop.layer_of[n] for n, name in enumerate(prop.plan.names) if name in wanted
+    }
+    out = []
+    for name in graph.outputs:
+        lay = found.get(name)
+        if lay is None:
+            out.append(OutputGeometry(name, None, (), False, (), (), (), None, OK))
+            continue
+        out.append(
+            OutputGeometry(
+                name,
+                lay.name,
+                lay.output_shape,
+                lay.is_spatial and lay.status == OK,
+                tuple(lay.rf),
+                tuple(lay.jump),
+                tuple(lay.start),
+                lay.sees_full_input,
+                lay.status,
+            )
+        )
+    return tuple(out)

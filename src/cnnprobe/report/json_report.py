@@ -148,6 +148,20 @@ def _head(result: AnalysisResult) -> dict[str, Any]:
                 for s in v.stages
             ],
             "certain": v.certain,
+            "outputs": [
+                {
+                    "output": o.output,
+                    "layer": o.layer,
+                    "shape": list(o.shape),
+                    "spatial": o.spatial,
+                    "rf": list(o.rf),
+                    "jump": [number(j) for j in o.jump],
+                    "start": list(o.start),
+                    "sees_full_input": o.sees_full_input,
+                    "status": o.status,
+                }
+                for o in v.outputs
+            ],
         },
         "diagnostics": [
             {"code": d.code, "severity": d.severity, "where": d.where, "message": d.message}

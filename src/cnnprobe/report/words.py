@@ -93,7 +93,43 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
             f"  {lay.name} ({lay.op}) is still a spatial map, yet every unit depends on {whole} "
             f"through a global path; its local window is {axes(lay.rf)}."
         )
+    if len(v.outputs) > 1:
+        lines += _output_lines(result)
     return lines + _uncertain(result)
+
+
+#: at most this many outputs are described one by one
+MAX_OUTPUT_LINES = 12
+
+
+def _output_lines(result: AnalysisResult) -> list[str]:
+    """One line per graph output (multi-scale detectors: one per level)."""
+    outs = result.verdict.outputs
+    lines = [f"Outputs ({len(outs)}):"]
+    for o in outs[:MAX_OUTPUT_LINES]:
+        if o.layer is None:
+            lines.append(f"  {o.output}: not computed from the input.")
+            continue
+        if o.spatial:
+            lay = result.layer(o.layer)
+            what = (
+                f"{axes([a.size for a in lay.axes])} units, RF {axes(o.rf)}, jump "
+                f"{axes([frac(j) for j in o.jump])}"
+            )
+        else:
+            what = f"{shape(o.shape)}, not a feature map"
+        if o.status != "ok":
+            seen = f"figures withheld ({o.status})"
+        elif o.sees_full_input:
+            seen = "every unit sees the full input"
+        elif o.sees_full_input is False:
+            seen = "not every unit sees the full input"
+        else:
+            seen = "coverage unknown"
+        lines.append(f"  {o.output}: {what}; {seen}.")
+    if len(outs) > MAX_OUTPUT_LINES:
+        lines.append(f"  ... and {len(outs) - MAX_OUTPUT_LINES} more (see --format json).")
+    return lines
 
 
 def _short_reach(lay: LayerResult, sizes: tuple[int | None, ...]) -> str:
