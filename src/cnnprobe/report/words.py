@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..results import AnalysisResult, LayerResult
+from collections.abc import Sequence
+
+from ..results import AnalysisResult, LayerResult, Stage
 from .common import axes, frac, percent, shape
 
 
@@ -27,11 +29,7 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
     if not v.stages:
         lines.append(f"Downsampling: none (total stride {stride}).")
     else:
-        steps = "; ".join(
-            f"{s.layer} ({s.op}) jump {axes([frac(j) for j in s.jump_before])} -> "
-            f"{axes([frac(j) for j in s.jump_after])}"
-            for s in v.stages
-        )
+        steps = "; ".join(_stage_groups(v.stages))
         lines.append(
             f"Downsampling: total stride {stride} at the last spatial layer; the resolution "
             f"changes at {len(v.stages)} layer(s): {steps}."
@@ -130,6 +128,25 @@ def _output_lines(result: AnalysisResult) -> list[str]:
     if len(outs) > MAX_OUTPUT_LINES:
         lines.append(f"  ... and {len(outs) - MAX_OUTPUT_LINES} more (see --format json).")
     return lines
+
+
+def _stage_groups(stages: Sequence[Stage]) -> list[str]:
+    """Stages with the same change of jump (as a rule parallel branches: a strided conv and its
+    strided projection shortcut, a cell's strided branches) told once, in order of first
+    appearance."""
+    groups: dict[tuple[str, str], list[Stage]] = {}
+    for st in stages:
+        key = (axes([frac(j) for j in st.jump_before]), axes([frac(j) for j in st.jump_after]))
+        groups.setdefault(key, []).append(st)
+    out = []
+    for (before, after), members in groups.items():
+        first = f"{members[0].layer} ({members[0].op})"
+        if len(members) == 2:
+            first += f" and {members[1].layer} ({members[1].op})"
+        elif len(members) > 2:
+            first += f" and {len(members) - 1} more layers"
+        out.append(f"{first} jump {before} -> {after}")
+    return out
 
 
 def _short_reach(lay: LayerResult, sizes: tuple[int | None, ...]) -> str:
