@@ -313,7 +313,7 @@ def test_keras_crnn_by_hand() -> None:
     for ext in ("keras", "h5"):
         r = cnnprobe.analyze(SAMPLES / f"keras_crnn.{ext}")
         assert r.verdict.certain and not r.diagnostics
-        assert r.verdict.last_spatial_layer == "pool"
+        assert r.verdict.last_spatial_layer == "columns"  # (the squeezed height rides along)
         lstm = r.layer("lstm")
         assert lstm.op == "LSTM" and lstm.output_shape == (None, 24, 5)
         w = lstm.axes[1]
@@ -570,3 +570,26 @@ def test_conv_over_concatenated_positions(tmp_path: Path, kernel: int, ok: bool)
         assert "untracked-positions" not in codes
     else:
         assert y.status == "uncertain" and "untracked-positions" in codes
+
+
+def test_crnn_verdict_after_squeezing_the_height() -> None:
+    """The CRNN's columns ([N, 24, 4] after the 8x1 pooling: one row of units, squeezed) are still
+    a feature map: the last one before the LSTM folds the height into its features."""
+    r = cnnprobe.analyze(SAMPLES / "keras_crnn.keras")
+    assert r.verdict.last_spatial_layer == "columns"
+    cols = r.layer("columns")
+    assert cols.is_spatial and [a.size for a in cols.axes] == [1, 24]
+    assert cols.rf == [10, 3] and r.verdict.total_stride == (8, 1)
+
+
+def test_running_verdict_words(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    path = cumsum_model(tmp_path, 3)
+    r = cnnprobe.analyze(path)
+    assert r.verdict.last_spatial_layer == "cumsum" and r.verdict.jump[1] is None
+    text = CliRunner().invoke(app, ["summary", str(path)]).stdout
+    assert "the units see more and more of the input along that axis" in text
+    assert "RF" in text and "3×14 (running)" in text

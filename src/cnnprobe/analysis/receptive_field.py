@@ -419,9 +419,7 @@ def axis_geometry(
 
 def _rider_size(st: TensorState, t: int | None, a: int) -> int | None:
     """1 when input axis ``a`` is reduced to one unit riding along another axis (squeezed)."""
-    if t is None:
-        return None
-    return 1 if any(f.spatial == a and f.size == 1 for f in st.layout[t]) else None
+    return 1 if st.rides(a) else None
 
 
 def _global_coverage(

@@ -211,6 +211,11 @@ class TensorState:
             object.__setattr__(self, "_where", where)
         return where.get(spatial, (None, False))
 
+    def rides(self, spatial: int) -> bool:
+        """Input axis ``spatial`` is reduced to one unit riding along another tensor axis."""
+        t, _ = self.location(spatial)
+        return t is not None and any(f.spatial == spatial and f.size == 1 for f in self.layout[t])
+
     def spatial_map(self) -> dict[int, int]:
         """Input spatial axis -> tensor axis, for the axes that live plainly in a tensor axis."""
         out: dict[int, int] = {}
@@ -222,15 +227,18 @@ class TensorState:
 
     @property
     def is_spatial(self) -> bool:
-        """A feature map: every input spatial axis lives alone in a tensor axis, and the tensor is
-        not merely the 1x1 result of a global reduction."""
+        """A feature map: every input spatial axis lives alone in a tensor axis (or, reduced to
+        one unit, rides along another: a squeezed axis), and the tensor is not merely the 1x1
+        result of a global reduction."""
         return self.is_spatial_with(self.spatial_map())
 
     def is_spatial_with(self, smap: dict[int, int]) -> bool:
         """:attr:`is_spatial`, given :meth:`spatial_map`."""
         if not self.live or not self.axes:
             return False
-        if len(smap) != len(self.axes):
+        if len(smap) != len(self.axes) and not all(
+            a in smap or self.rides(a) for a in range(len(self.axes))
+        ):
             return False
         sizes = [self.shape[t] for t in smap.values()]
         return any(s != 1 for s in sizes) or not all(ax.is_global for ax in self.axes)

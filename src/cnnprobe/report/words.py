@@ -40,6 +40,12 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
         f"local receptive field {axes(v.rf)} (start {axes(v.start)}, jump "
         f"{axes([frac(j) for j in v.jump])})."
     )
+    if any(a.running for a in last.axes):
+        lines.append(
+            "  After a running op (a cumulative sum, a one-directional recurrent layer) the units "
+            "see more and more of the input along that axis: the receptive field is that of the "
+            "widest unit, and there is no single jump (?)."
+        )
     if any(a.staircase for a in last.axes):
         lines.append(
             "  After upsampling, neighbouring units share input pixels (a staircase): the jump "
