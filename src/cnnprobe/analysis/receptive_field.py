@@ -375,7 +375,7 @@ def axis_geometry(
             centre = fraction(start + hi0, 2)
         else:
             rf, rf_min, jump, start, centre, phase_starts, misaligned = _general(w, size)
-            running = not misaligned and jump is None
+            running = not misaligned and jump is None and size != 1  # (one unit: no growth)
     real = ax.real if w is not None and ax.real is not None else None
     if real is not None and (size is None or len(real.lo) != size):
         real = None
