@@ -55,6 +55,21 @@ def k2_layer(cls: str, name: str, inbound: list[Any], **cfg: Any) -> dict[str, A
     }
 
 
+def k2_functional(
+    layers: list[dict[str, Any]], outputs: list[list[Any]], inputs: list[list[Any]] | None = None
+) -> dict[str, Any]:
+    """A Keras 2 Functional config whose first layer is its input (unless ``inputs`` says)."""
+    return {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": layers,
+            "input_layers": inputs or [[layers[0]["name"], 0, 0]],
+            "output_layers": outputs,
+        },
+    }
+
+
 def k2_conv(name: str, inbound: list[Any], **cfg: Any) -> dict[str, Any]:
     base = {
         "filters": 4,
@@ -738,26 +753,21 @@ def test_depthwise_channels_without_recorded_shapes(tmp_path: Path) -> None:
     depth_multiplier: 8 x 2) are then worked out by the analysis, and the squeeze-excitation
     reshape to (1, 1, 16) after it is followed (it used to stop there, 'reshape-untracked')."""
     conv_in = [[["img", 0, 0, {}]]]
-    model = {
-        "class_name": "Functional",
-        "config": {
-            "name": "m",
-            "layers": [
-                k2_input("img", [None, 16, 16, 3]),
-                k2_conv("c0", conv_in, filters=8, kernel_size=[1, 1]),
-                k2_layer(
-                    "DepthwiseConv2D", "dw", [[["c0", 0, 0, {}]]], kernel_size=[3, 3],
-                    strides=[1, 1], padding="same", depth_multiplier=2, dilation_rate=[1, 1],
-                    data_format="channels_last",
-                ),
-                k2_layer("GlobalAveragePooling2D", "sq", [[["dw", 0, 0, {}]]]),
-                k2_layer("Reshape", "rs", [[["sq", 0, 0, {}]]], target_shape=[1, 1, 16]),
-                k2_layer("Multiply", "mul", [[["dw", 0, 0, {}], ["rs", 0, 0, {}]]]),
-            ],
-            "input_layers": [["img", 0, 0]],
-            "output_layers": [["mul", 0, 0]],
-        },
-    }
+    model = k2_functional(
+        [
+            k2_input("img", [None, 16, 16, 3]),
+            k2_conv("c0", conv_in, filters=8, kernel_size=[1, 1]),
+            k2_layer(
+                "DepthwiseConv2D", "dw", [[["c0", 0, 0, {}]]], kernel_size=[3, 3],
+                strides=[1, 1], padding="same", depth_multiplier=2, dilation_rate=[1, 1],
+                data_format="channels_last",
+            ),
+            k2_layer("GlobalAveragePooling2D", "sq", [[["dw", 0, 0, {}]]]),
+            k2_layer("Reshape", "rs", [[["sq", 0, 0, {}]]], target_shape=[1, 1, 16]),
+            k2_layer("Multiply", "mul", [[["dw", 0, 0, {}], ["rs", 0, 0, {}]]]),
+        ],
+        [["mul", 0, 0]],
+    )
     r = analyze(save_dir(tmp_path, model))
     assert r.verdict.certain, [d.message for d in r.diagnostics]
     assert r.layer("dw").output_shape == (None, 16, 16, 16)
@@ -771,20 +781,15 @@ def test_inception_resnet_scaled_residual(tmp_path: Path) -> None:
     conv_in = [[["img", 0, 0, {}]]]
     scale = k2_layer("CustomScaleLayer", "scaled", [[["a", 0, 0, {}], ["b", 0, 0, {}]]], scale=0.17)
     scale["module"] = "keras.src.applications.inception_resnet_v2"
-    model = {
-        "class_name": "Functional",
-        "config": {
-            "name": "m",
-            "layers": [
-                k2_input("img", [None, 16, 16, 3]),
-                k2_conv("a", conv_in, kernel_size=[1, 1]),
-                k2_conv("b", conv_in),
-                scale,
-            ],
-            "input_layers": [["img", 0, 0]],
-            "output_layers": [["scaled", 0, 0]],
-        },
-    }
+    model = k2_functional(
+        [
+            k2_input("img", [None, 16, 16, 3]),
+            k2_conv("a", conv_in, kernel_size=[1, 1]),
+            k2_conv("b", conv_in),
+            scale,
+        ],
+        [["scaled", 0, 0]],
+    )
     r = analyze(save_dir(tmp_path, model))
     assert r.verdict.certain and r.layer("scaled").rf == [3, 3]
     del scale["module"]  # a user's class of that name is not guessed at

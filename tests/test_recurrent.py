@@ -363,22 +363,14 @@ def _rnn(cls: str, **cfg: object) -> dict[str, object]:
 def keras_sequence_model(
     tmp_path: Path, *layers: dict[str, object], outputs: list[list[object]]
 ) -> Path:
-    from test_keras_configs import k2_input, k2_layer, save_dir
+    from test_keras_configs import k2_functional, k2_input, k2_layer, save_dir
 
     conv = k2_layer(
         "Conv1D", "conv", [[["seq", 0, 0, {}]]], filters=4, kernel_size=[3], strides=[1],
         padding="same", dilation_rate=[1], data_format="channels_last",
     )
-    model = {
-        "class_name": "Functional",
-        "config": {
-            "name": "m",
-            "layers": [k2_input("seq", [None, W, 2]), conv, *layers],
-            "input_layers": [["seq", 0, 0]],
-            "output_layers": outputs,
-        },
-    }
-    return save_dir(tmp_path, model)
+    layers_all = [k2_input("seq", [None, W, 2]), conv, *layers]
+    return save_dir(tmp_path, k2_functional(layers_all, outputs))
 
 
 def test_keras_recurrent_variants(tmp_path: Path) -> None:

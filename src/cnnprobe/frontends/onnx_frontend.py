@@ -125,6 +125,20 @@ def _node(
     )
 
 
+def _at_run_time(p: NodeInfo, name: str, what: str) -> Node:
+    """An op whose operand (input 1) is computed at run time: not followed until ONNX shape
+    inference or the analysis's shapes settle it."""
+    return _node(
+        p,
+        name,
+        "unknown",
+        [p.input[0]],
+        [p.input[1]],
+        reason=f"{what} is computed at run time",
+        runtime_operand=True,
+    )
+
+
 def _arg(p: NodeInfo, k: int) -> str | None:
     return p.input[k] if len(p.input) > k and p.input[k] else None
 
@@ -456,15 +470,7 @@ def reduce(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 def cumsum(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     axis = ctx.ints(_arg(p, 1))
     if axis is None or len(axis) != 1:
-        return _node(
-            p,
-            name,
-            "unknown",
-            [p.input[0]],
-            [p.input[1]],
-            reason="its axis is computed at run time",
-            runtime_operand=True,
-        )
+        return _at_run_time(p, name, "its axis")
     return _node(
         p,
         name,
@@ -708,15 +714,7 @@ def gather(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
 def expand(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     target = ctx.ints(_arg(p, 1))
     if target is None:
-        return _node(
-            p,
-            name,
-            "unknown",
-            [p.input[0]],
-            [p.input[1]],
-            reason="its target shape is computed at run time",
-            runtime_operand=True,
-        )
+        return _at_run_time(p, name, "its target shape")
     return _node(p, name, "elementwise", [p.input[0]], [p.input[1]], broadcast_to=target)
 
 
