@@ -1584,6 +1584,30 @@ def test_verdict_describes_every_output(tmp_path: Path) -> None:
     assert doc["verdict"]["outputs"][1]["rf"] == [7, 7]
 
 
+def test_verdict_words_for_stages_in_turn_and_the_input_as_output(tmp_path: Path) -> None:
+    """Down by 2, up by 2, down, up: four stages told in their order (only consecutive ones
+    with the same change are grouped); the input itself, also an output, is said to be so."""
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    down = dict(kernel_shape=[2, 2], strides=[2, 2])
+    up = dict(kernel_shape=[2, 2], strides=[2, 2])
+    nodes = [
+        node("MaxPool", ["x"], "down_a", **down),
+        node("ConvTranspose", ["down_a", "wt"], "up_a", **up),
+        node("MaxPool", ["up_a"], "down_b", **down),
+        node("ConvTranspose", ["down_b", "wt"], "up_b", **up),
+    ]
+    path = save(tmp_path, nodes, (1, 1, 8, 8), [weight("wt", (1, 1, 2, 2))], outputs=["up_b", "x"])
+    text = CliRunner().invoke(app, ["summary", str(path)]).stdout
+    assert (
+        "down_a (MaxPool) jump 1×1 -> 2×2; up_a (ConvTranspose) jump 2×2 -> 1×1; down_b (MaxPool) "
+        "jump 1×1 -> 2×2; up_b (ConvTranspose) jump 2×2 -> 1×1." in text
+    )
+    assert "  x: the model input itself." in text
+
+
 def test_verdict_mnist_three_valid_convs(tmp_path: Path) -> None:
     # 28 -> 26 -> 24 -> 22; r = 1+2+2+2 = 7, j 1, start 0. Centre unit (22-1)//2 = 10 covers
     # [10, 16]: 7/28 per axis; every unit lies inside the image: min also 7/28;

@@ -183,16 +183,49 @@ def test_forward_sequence_figures_by_hand(tmp_path: Path) -> None:
     assert (rev.rf, rev.rf_min, rev.start, rev.jump, rev.running) == (14, 3, -1, None, True)
 
 
-def test_bidirectional_sequence_is_global_along_the_sequence(tmp_path: Path) -> None:
-    r = cnnprobe.analyze(recurrent_model(tmp_path, "GRU", "bidirectional"))
+def test_bidirectional_sequence_read_whole_or_by_direction(tmp_path: Path) -> None:
+    """Y of a bidirectional GRU ([W, 2, 1, hidden]): at step t the forward direction has read
+    columns 0..t+1, the backward one t-1..11: together every column (global, exact), and so has
+    a layer over both (PyTorch's reshape to [W, 1, 2*hidden] and a linear layer). Taking one
+    direction (Gather on the directions axis) is not mistaken for both: uncertain."""
+    path = recurrent_model(tmp_path, "GRU", "bidirectional")
+    model = onnx.load(path)
+    rng = np.random.default_rng(7)
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([W, 1, 2 * HIDDEN], dtype=np.int64), "both"),
+            numpy_helper.from_array(rng.standard_normal((2 * HIDDEN, 4)).astype(np.float32), "fc"),
+            numpy_helper.from_array(np.array(0, dtype=np.int64), "first"),
+        ]
+    )
+    model.graph.node.extend(
+        [
+            helper.make_node("Transpose", ["y"], ["yt"], name="yt", perm=[0, 2, 1, 3]),
+            helper.make_node("Reshape", ["yt", "both"], ["yr"], name="yr"),
+            helper.make_node("MatMul", ["yr", "fc"], ["logits"], name="logits"),
+            helper.make_node("Gather", ["y", "first"], ["fwd"], name="fwd", axis=1),
+        ]
+    )
+    del model.graph.output[:]
+    model.graph.output.extend(
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("logits", "fwd")]
+    )
+    onnx.save(model, path)
+    r = cnnprobe.analyze(path)
+    logits = layer(r, "logits")
+    assert logits.status == "ok" and logits.is_global and logits.sees_full_input
+    measured = measure_intervals(
+        onnx.load(path), "x", ["logits", "fwd"], spatial_axes_in=(2, 3), magnitude=10.0,
+        tensor_axes={"logits": (1, (None, 0)), "fwd": (1, (None, 0))},
+    )
+    assert measured["logits"][1] == [(0, W - 1)] * W
+    assert [seen(logits, 1, t) for t in range(W)] == measured["logits"][1]
+    # the forward direction alone: step t has read 0..t+1, not everything
+    assert measured["fwd"][1] == [running("forward", t) for t in range(W)]
+    assert layer(r, "fwd").status == "uncertain"
     y = layer(r, "y")
-    # every step has read every step: global along the width, the conv's window kept as the
-    # local one
-    assert y.is_global and y.sees_full_input
-    a = y.axes[1]
-    assert (a.rf, a.jump, a.start, a.running) == (3, 1, -1, False)
+    assert y.is_global and y.sees_full_input and y.axes[1].rf == 3  # (the conv's, kept)
     assert r.verdict.first_full_coverage_layer == "rnn"
-    assert r.verdict.first_global_layer == "rnn"
     assert r.verdict.global_kind == "recurrent layer over positions"
 
 
@@ -313,19 +346,20 @@ def test_keras_crnn_by_hand() -> None:
     for ext in ("keras", "h5"):
         r = cnnprobe.analyze(SAMPLES / f"keras_crnn.{ext}")
         assert r.verdict.certain and not r.diagnostics
-        assert r.verdict.last_spatial_layer == "columns"  # (the squeezed height rides along)
         lstm = r.layer("lstm")
         assert lstm.op == "LSTM" and lstm.output_shape == (None, 24, 5)
         w = lstm.axes[1]
         assert (w.rf, w.rf_min, w.start, w.jump, w.running) == (26, 3, -1, None, True)
-        # the height was folded into the features, which the input weights contract
-        assert lstm.axes[0].is_global and lstm.axes[0].reach == (0, 7)
+        # the height, one row of units after the pooling, rides along the columns
+        assert lstm.is_spatial and lstm.axes[0].size == 1 and lstm.real_interval(0, 0) == (0, 7)
         state = r.layer("lstm:1")
         assert state.output_shape == (None, 5) and state.is_global and state.sees_full_input
         bigru = r.layer("bigru")
         assert bigru.op == "Bidirectional" and bigru.output_shape == (None, 24, 6)
         assert bigru.is_global and bigru.sees_full_input
-        assert r.layer("classes").sees_full_input
+        assert r.layer("classes").is_global and r.layer("classes").sees_full_input
+        # the per-step classifier is the last feature map (along the columns): it sees it all
+        assert r.verdict.last_spatial_layer == "classes" and r.verdict.sees_full_input
         assert r.verdict.first_full_coverage_layer == "lstm:1"
         assert r.verdict.global_kind == "recurrent layer over positions"
 
@@ -566,12 +600,11 @@ def test_conv_over_concatenated_positions(tmp_path: Path, kernel: int, ok: bool)
 
 def test_crnn_verdict_after_squeezing_the_height() -> None:
     """The CRNN's columns ([N, 24, 4] after the 8x1 pooling: one row of units, squeezed) are still
-    a feature map: the last one before the LSTM folds the height into its features."""
+    a feature map."""
     r = cnnprobe.analyze(SAMPLES / "keras_crnn.keras")
-    assert r.verdict.last_spatial_layer == "columns"
     cols = r.layer("columns")
     assert cols.is_spatial and [a.size for a in cols.axes] == [1, 24]
-    assert cols.rf == [10, 3] and r.verdict.total_stride == (8, 1)
+    assert cols.rf == [10, 3] and [a.jump for a in cols.axes] == [8, 1]
 
 
 def test_running_verdict_words(tmp_path: Path) -> None:
@@ -585,3 +618,90 @@ def test_running_verdict_words(tmp_path: Path) -> None:
     text = CliRunner().invoke(app, ["summary", str(path)]).stdout
     assert "the units see more and more of the input along that axis" in text
     assert "RF" in text and "3×14 (running)" in text
+
+
+def test_running_both_ways_is_global(tmp_path: Path) -> None:
+    """A cumulative sum, then one in reverse: every unit has read every column (global along the
+    width); it used to read as a window that no longer moves (jump 0), and shift-test crashed
+    dividing by it."""
+    from cnnprobe.shift import ShiftOptions, run_shift_test
+
+    rng = np.random.default_rng(8)
+    nodes, inits = _conv_nodes(rng)
+    inits.append(numpy_helper.from_array(np.array(3, dtype=np.int64), "axis"))
+    nodes += [
+        helper.make_node("CumSum", ["c", "axis"], ["s1"], name="forward"),
+        helper.make_node("CumSum", ["s1", "axis"], ["s2"], name="backward", reverse=1),
+        helper.make_node(
+            "MaxPool", ["s2"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2]
+        ),
+    ]
+    path = _save(tmp_path, nodes, inits, ["y"])
+    r = cnnprobe.analyze(path)
+    s2 = layer(r, "s2")
+    assert s2.axes[1].is_global and s2.axes[1].full and not s2.axes[0].is_global
+    # (the local window is the forward sum's, kept: running, no single jump)
+    assert s2.axes[1].running and s2.axes[1].jump is None
+    measured = measure_intervals(onnx.load(path), "x", ["s2"], spatial_axes_in=(2, 3))["s2"]
+    assert measured[1] == [(0, W - 1)] * W
+    assert [seen(s2, 1, t) for t in range(W)] == measured[1]
+    assert r.verdict.total_stride == (2, None)
+    shift = run_shift_test(ShiftOptions(str(path), count=2, max_shift=2, stride=(2,)))
+    assert shift.period == (2, 2)
+
+
+def test_sequence_lengths_that_may_end_sequences_early(tmp_path: Path) -> None:
+    """sequence_lens [5] on 12 steps: steps 5.. read nothing and the final state only columns
+    0..5: not followed (it used to report the whole sequence). Lengths equal to the sequence
+    change nothing."""
+    for lens, status in (([5], "unknown"), ([W], "ok")):
+        path = recurrent_model(tmp_path, "LSTM", "forward", ("y", "yh"))
+        model = onnx.load(path)
+        model.graph.initializer.append(
+            numpy_helper.from_array(np.array(lens, dtype=np.int32), "lens")
+        )
+        rnn = next(n for n in model.graph.node if n.op_type == "LSTM")
+        rnn.input.extend(["lens"])
+        onnx.save(model, path)
+        r = cnnprobe.analyze(path)
+        assert layer(r, "y").status == status and layer(r, "yh").status == status
+        if status == "unknown":
+            assert "sequence_lens may end sequences early" in r.diagnostics[0].message
+
+
+@pytest.mark.parametrize("value", ["abc", 2.5, -3])
+def test_malformed_hidden_size(tmp_path: Path, value: object) -> None:
+    from typer.testing import CliRunner
+
+    from cnnprobe.cli import app
+
+    path = recurrent_model(tmp_path, "GRU", "forward", hidden_size_attr=False)
+    model = onnx.load(path)
+    rnn = next(n for n in model.graph.node if n.op_type == "GRU")
+    rnn.attribute.append(helper.make_attribute("hidden_size", value))
+    onnx.save(model, path)
+    res = CliRunner().invoke(app, ["summary", str(path), "--format", "json"])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert "hidden_size" in res.stderr and "not a positive integer" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_keras_bidirectional_with_its_own_backward_layer(tmp_path: Path) -> None:
+    """Bidirectional(LSTM(3), backward_layer=GRU(2)), concatenated: 3 + 2 features (Keras
+    gives (None, 12, 5)); with return_state: LSTM's two states, then the GRU's one."""
+    from test_keras_configs import k2_layer
+
+    bi = k2_layer(
+        "Bidirectional", "bi", [[["conv", 0, 0, {}]]], merge_mode="concat",
+        layer=_rnn("LSTM", units=3, return_sequences=True, return_state=True),
+        backward_layer=_rnn("GRU", units=2, return_sequences=True, return_state=True,
+                            go_backwards=True),
+    )
+    path = keras_sequence_model(
+        tmp_path, bi, outputs=[["bi", 0, 0], ["bi", 0, 1], ["bi", 0, 2], ["bi", 0, 3]]
+    )
+    r = cnnprobe.analyze(path)
+    assert r.verdict.certain
+    assert [r.layer(n).output_shape for n in ("bi", "bi:1", "bi:2", "bi:3")] == [
+        (None, W, 5), (None, 3), (None, 3), (None, 2)
+    ]

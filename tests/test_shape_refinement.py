@@ -165,3 +165,20 @@ def test_a_chain_of_chunks_settles_link_by_link(tmp_path: Path) -> None:
     # (the first block's bounds fold from the conv shape ONNX inference gives; the 11 others'
     # two Slice bounds each are settled by the rebuilds)
     assert r.model.meta["refined"].startswith("22 operand(s) settled")
+
+
+def test_rebuilding_stops_within_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each rebuild analyses the whole graph again: past a budget of analysed nodes it stops, says
+    so, and what is still unresolved stays uncertain (never guessed)."""
+    from cnnprobe import api
+
+    path = _chunk_chain(tmp_path, 12)
+    nodes = len(load_graph(str(path), None, None, "auto").nodes)
+    monkeypatch.setattr(api, "REFINE_BUDGET", 3 * nodes)
+    r = analyze(path)
+    assert not r.verdict.certain
+    stopped = r.model.meta["refine_stopped"]
+    assert stopped.startswith("rebuilding with computed shapes stopped after 3 rounds")
+    assert r.model.meta["refined"].startswith("6 operand(s) settled")

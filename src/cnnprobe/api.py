@@ -84,6 +84,9 @@ def no_gc() -> Iterator[None]:
 #: previous one (YOLO's C2f blocks: ``chunk`` as a Slice whose bounds come from ``Shape``)
 #: settles one link per round.
 REFINE_ROUNDS = 256
+#: ... and at most this many nodes analysed by them all together (a long chain in a large
+#: model would otherwise take rounds x nodes)
+REFINE_BUDGET = 400_000
 
 
 def refined(graph: Graph, assume_pointwise: Iterable[str] = ()) -> Graph:
@@ -99,10 +102,18 @@ def _refined(graph: Graph, pointwise: tuple[str, ...]) -> tuple[Graph, Propagati
     before = len(graph.unresolved)
     known_before = -1
     prop: Propagation | None = None
-    for _ in range(REFINE_ROUNDS):
+    spent = 0
+    for rounds in range(REFINE_ROUNDS):
         prop = None
         if graph.refine is None or not graph.unresolved:
             break
+        if rounds and spent + len(graph.nodes) > REFINE_BUDGET:
+            graph.meta["refine_stopped"] = (
+                f"rebuilding with computed shapes stopped after {rounds} rounds ({spent} nodes "
+                f"analysed): {len(graph.unresolved)} operand(s) left unresolved stay uncertain"
+            )
+            break
+        spent += len(graph.nodes)
         prop = propagate(graph, pointwise)
         known = {
             lay.output: lay.output_shape

@@ -136,14 +136,17 @@ class RecurrentOutput:
     """One output of a ``recurrent`` node. ``sequence``: the output at every step (the
     sequence axis stays), else the final state (the sequence axis is removed). ``direction``:
     ``forward`` (step ``t`` has read steps ``0..t``), ``reverse`` (``t..n-1``, in input order)
-    or ``bidirectional`` (both, side by side: every step has read every step). ``dir_axis``:
-    output axis inserted for the directions (ONNX ``num_directions``), or ``None``; ``units``:
-    the size of the feature axis in the output."""
+    or ``bidirectional`` (both). ``dir_axis``: output axis inserted for the directions (ONNX
+    ``num_directions``), or ``None``; ``units``: the size of the feature axis in the output.
+    ``merged``: a bidirectional output whose elements each combine both directions (Keras
+    ``sum``/``ave``/``mul``: every step has read every step); otherwise the directions lie side
+    by side (along ``dir_axis``, else along the features), each reading part of the sequence."""
 
     sequence: bool
     direction: str
     dir_axis: int | None = None
     units: int | None = None
+    merged: bool = False
 
 
 @dataclass(slots=True)

@@ -62,7 +62,8 @@ class AxisGeometry:
     coverage_min: float | None = None
     #: every unit sees the whole input axis
     full: bool | None = None
-    #: first and last real input pixel reached through the global path (``is_global`` only)
+    #: first and last real input pixel reached through the global path (``is_global``), or,
+    #: when the units have no tracked window, by all of them together
     reach: tuple[int, int] | None = None
     #: the two ends of the windows move at different rates (after a running op)
     running: bool = False

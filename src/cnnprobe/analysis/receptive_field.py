@@ -411,7 +411,8 @@ def axis_geometry(
         cov_centre,
         cov_min,
         full,
-        ax.reach if glob and not st.uncertain else None,
+        # (what units read through a global path or, untracked one by one, together)
+        ax.reach if (glob or w is None) and not st.uncertain else None,
         running,
     )
     return geo, w, real
@@ -524,7 +525,8 @@ def _figures(st: TensorState, input_sizes: tuple[int | None, ...]) -> _Figures:
     for a, ax in enumerate(st.axes):
         t, plain = st.location(a)
         # axis states are shared by tensors of different shapes: figures per size
-        key = (st.shape[t] if t is not None and plain else None, st.uncertain, input_sizes[a])
+        size = st.shape[t] if t is not None and plain else _rider_size(st, t, a)
+        key = (size, st.uncertain, input_sizes[a])
         memo = ax.memo
         if memo is None:
             memo = {}

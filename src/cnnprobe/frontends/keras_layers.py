@@ -480,9 +480,10 @@ def dense(c: LayerCall) -> list[Node]:
 
 #: final states a recurrent layer returns after its output when ``return_state`` is set
 RECURRENT_STATES = {"LSTM": 2, "CuDNNLSTM": 2}
+RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU")
 
 
-@layer("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU")
+@layer(*RECURRENT_LAYERS)
 def recurrent(c: LayerCall) -> list[Node]:
     """``(batch, time, features)``: the output at every step or the last one, then with
     ``return_state`` the final states (two for an LSTM). Initial states passed in are read by
@@ -536,7 +537,7 @@ def bidirectional(c: LayerCall) -> list[Node]:
     if not isinstance(inner, dict) or not isinstance(inner.get("config"), dict):
         raise c.fail("'layer' must be a layer config")
     cls = inner.get("class_name")
-    if cls not in ("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"):
+    if cls not in RECURRENT_LAYERS:
         return unknown(c, f"the wrapped {cls} is not followed")
     cfg = inner["config"]
     merge = c.get("merge_mode", "concat")
@@ -545,14 +546,29 @@ def bidirectional(c: LayerCall) -> list[Node]:
     fwd = _recurrent_outputs(replace(c, cls=str(cls)), cfg, "forward")
     if isinstance(fwd, str) or replace(c, config=cfg).bool_("go_backwards", False):
         return unknown(c, f"the wrapped {cls} runs backwards")
-    states = fwd[1:]
-    main = fwd[0]
+    # an explicit backward layer may differ (units, class: its own states)
+    back_layer = c.get("backward_layer")
+    back = fwd
+    if isinstance(back_layer, dict) and isinstance(back_layer.get("config"), dict):
+        back_cls = back_layer.get("class_name")
+        if back_cls not in RECURRENT_LAYERS:
+            return unknown(c, f"the backward {back_cls} is not followed")
+        bcfg = {**back_layer["config"], "go_backwards": False}
+        got = _recurrent_outputs(replace(c, cls=str(back_cls)), bcfg, "forward")
+        if isinstance(got, str):
+            return unknown(c, got)
+        back = got
+    main, states = fwd[0], fwd[1:]
+    b_main, b_states = back[0], back[1:]
     if merge is None:
-        outs = [main, replace(main, direction="reverse")]
+        outs = [main, replace(b_main, direction="reverse")]
     else:
-        both = main.units * 2 if merge == "concat" and main.units is not None else main.units
-        outs = [replace(main, direction="bidirectional", units=both)]
-    outs += states + [replace(s, direction="reverse") for s in states]
+        units = main.units
+        if merge == "concat":
+            both = (main.units, b_main.units)
+            units = None if None in both else sum(u for u in both if u is not None)
+        outs = [replace(main, direction="bidirectional", units=units, merged=merge != "concat")]
+    outs += states + [replace(s, direction="reverse") for s in b_states]
     return [_recurrent_node(c, outs)]
 
 

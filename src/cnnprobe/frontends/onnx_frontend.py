@@ -500,10 +500,25 @@ def recurrent(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     if layout not in (0, 1):
         raise ModelError(f"node {name!r}: unknown layout {layout}")
     units = a.get("hidden_size")
+    if units is not None and (not isinstance(units, int) or not 0 < units < 1 << 31):
+        raise ModelError(f"node {name!r}: hidden_size {units!r} is not a positive integer")
     if units is None and p.op_type in RECURRENT_GATES:  # R is [directions, gates*hidden, hidden]
         rshape = ctx.shape(_arg(p, 2) or "")
         units = rshape[2] if rshape is not None and len(rshape) == 3 else None
     seq = 1 if layout else 0
+    lens = _arg(p, 4)
+    if lens is not None:  # (sequences cut short: their later steps read nothing)
+        steps = (ctx.shape(p.input[0]) or (None,) * 3)[seq]
+        given = ctx.ints(lens)
+        if given is None or steps is None or any(n != steps for n in given):
+            return _node(
+                p,
+                name,
+                "unknown",
+                [p.input[0]],
+                list(p.input[1:]),
+                reason="its sequence_lens may end sequences early",
+            )
     specs = []
     outputs = []
     for k, out in enumerate(p.output[: 3 if "LSTM" in p.op_type else 2]):

@@ -146,6 +146,17 @@ def _spans(fn: Callable[..., list[Span]], **kw: Any) -> RealMap:
 _IDENTITY = QAMap.affine(0, 1)
 
 
+def _blended(state: TensorState, t: int, ctx: RuleContext) -> None:
+    """Taking part of, or sliding along, a tensor axis whose positions depend on different
+    parts of the input is not followed (the state only knows their union)."""
+    if any(f.blend for f in state.layout[t]):
+        ctx.give_up(
+            "blended-positions",
+            f"taking part of tensor axis {t}, whose positions depend on different parts of the "
+            "input (a bidirectional layer's two directions side by side)",
+        )
+
+
 def _move_window(
     state: TensorState,
     t: int,
@@ -166,6 +177,7 @@ def _move_window(
         # axis holds (positions without a grid, several input axes)
         moving = _moving(state.layout[t])
         return state, (moving[0] if len(moving) == 1 else None)
+    _blended(state, t, ctx)
     carried = [a for f in state.layout[t] for a in f.carries if not state.axes[a].is_global]
     if carried:
         ctx.give_up(
@@ -661,9 +673,13 @@ def _scanned(x: TensorState, t: int, reverse: bool, ctx: RuleContext) -> TensorS
         lo_idx, hi_idx = QAMap.affine(0, 1), QAMap.constant(n - 1)
     else:
         lo_idx, hi_idx = QAMap.constant(0), QAMap.affine(0, 1)
-    out, _ = _move_window(
+    out, a = _move_window(
         x, t, lo_idx, hi_idx, ctx, _spans(_running, reverse=reverse), x.shape[t]
     )
+    w = out.axes[a].window if a is not None else None
+    if w is not None and x.shape[t] != 1 and all(m.step == 0 for m in w.lo + w.hi):
+        # running both ways (a forward then a backward pass): every unit has read every unit
+        return x.make_global([t], keep_window=True)
     return out
 
 
@@ -694,6 +710,8 @@ def recurrent_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> 
     ``t..n-1`` (reverse), all of them (bidirectional, or the final state)."""
     x = ins[0]
     a = node.attrs
+    if x.rank != 3:
+        raise GeometryError(f"a recurrent layer reads a rank-3 sequence, not rank {x.rank}")
     seq = _norm_axis(a["seq_axis"], x.rank)
     feat = _norm_axis(a["feature_axis"], x.rank)
     if seq == feat:
@@ -703,14 +721,28 @@ def recurrent_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> 
         st = _contracted(x, feat, spec.units)
         if not spec.sequence:
             st = _reduced(st, [seq], keepdims=False)
-        elif spec.direction == "bidirectional":
-            st = st.make_global([seq], keep_window=True)
-        else:
+        elif spec.direction != "bidirectional":
             st = _scanned(st, seq, spec.direction == "reverse", ctx)
+        else:
+            # every step has read every step, together: through one direction (merged: each
+            # element) or the other (side by side: the directions' axis, or the features, is
+            # blended, so that taking one direction is not mistaken for both)
+            st = st.make_global([seq], keep_window=True)
+            if not spec.merged and spec.dir_axis is None:
+                st = _blend(st, feat)
         if spec.dir_axis is not None:
-            st = _inserted(st, [spec.dir_axis], 2 if spec.direction == "bidirectional" else 1)
+            d = 2 if spec.direction == "bidirectional" else 1
+            st = _inserted(st, [spec.dir_axis], d)
+            if spec.direction == "bidirectional" and spec.sequence and not spec.merged:
+                st = _blend(st, spec.dir_axis)
         outs.append(st)
     return outs
+
+
+def _blend(st: TensorState, t: int) -> TensorState:
+    """Tensor axis ``t``'s positions depend on different parts of the input."""
+    blended = tuple(Factor(f.size, f.spatial, f.carries, True) for f in st.layout[t])
+    return st.evolve(layout=st.layout[:t] + (blended,) + st.layout[t + 1 :])
 
 
 @rule("gemm")
@@ -1130,6 +1162,7 @@ def gather_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     picked = _picked(x, t, node.attrs.get("indices"), idx_shape, ctx)
     if picked is not None:
         return [picked]
+    _blended(x, t, ctx)
     out = x
     for sp in _spatial_ids(x.layout[t]):
         ax = x.axes[sp]
@@ -1337,8 +1370,9 @@ def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -
                 need //= f.size
                 i += 1
             elif f.size % need == 0 and f.spatial is None:
-                group.append(Factor(need, None, f.carries))  # (carried positions: in both)
-                factors[i] = Factor(f.size // need, None, f.carries)
+                # (carried positions, blended ones: in both)
+                group.append(Factor(need, None, f.carries, f.blend))
+                factors[i] = Factor(f.size // need, None, f.carries, f.blend)
                 need = 1
             else:
                 return None
@@ -1378,11 +1412,14 @@ def _flat_factors(x: TensorState) -> list[Factor]:
 
 
 def _attach(layout: Layout, riders: tuple[Factor, ...]) -> Layout:
-    """Add size-1 spatial factors to the last axis with more than one element (else the last)."""
+    """Add size-1 spatial factors to the last axis that holds another input axis (a squeezed
+    height rides along the width, whatever the layout), else to the last axis with more than one
+    element (else the last)."""
     if not riders or not layout:
         return layout
+    spatial = [t for t, fs in enumerate(layout) if any(f.spatial is not None for f in fs)]
     big = [t for t, fs in enumerate(layout) if any(f.size != 1 for f in fs)]
-    t = big[-1] if big else len(layout) - 1
+    t = spatial[-1] if spatial else (big[-1] if big else len(layout) - 1)
     return layout[:t] + (layout[t] + riders,) + layout[t + 1 :]
 
 

@@ -155,11 +155,16 @@ class Factor:
     ``carries``: input spatial axes whose positions this factor holds without a grid (a
     concatenation along a folded axis, as a vision transformer's class token before its patch
     tokens): units along it have no tracked window, but an op over all of it (attention) is
-    exactly global."""
+    exactly global.
+
+    ``blend``: its positions depend on different parts of the input (the two directions of a
+    bidirectional recurrent layer side by side): a unit's figures are their union, so an op over
+    all of it is exact, but taking some of them is not followed."""
 
     size: int | None
     spatial: int | None = None
     carries: tuple[int, ...] = ()
+    blend: bool = False
 
 
 Layout = tuple[tuple[Factor, ...], ...]

@@ -112,7 +112,10 @@ def _output_lines(result: AnalysisResult) -> list[str]:
     lines = [f"Outputs ({len(outs)}):"]
     for o in outs[:MAX_OUTPUT_LINES]:
         if o.layer is None:
-            lines.append(f"  {o.output}: not computed from the input.")
+            what = "the model input itself" if o.output == result.model.input.name else (
+                "not computed from the input"
+            )
+            lines.append(f"  {o.output}: {what}.")
             continue
         if o.spatial:
             lay = result.layer(o.layer)
@@ -137,15 +140,17 @@ def _output_lines(result: AnalysisResult) -> list[str]:
 
 
 def _stage_groups(stages: Sequence[Stage]) -> list[str]:
-    """Stages with the same change of jump (as a rule parallel branches: a strided conv and its
-    strided projection shortcut, a cell's strided branches) told once, in order of first
-    appearance."""
-    groups: dict[tuple[str, str], list[Stage]] = {}
+    """Consecutive stages with the same change of jump (parallel branches: a strided conv and
+    its strided projection shortcut, a cell's strided branches) told once."""
+    groups: list[tuple[tuple[str, str], list[Stage]]] = []
     for st in stages:
         key = (axes([frac(j) for j in st.jump_before]), axes([frac(j) for j in st.jump_after]))
-        groups.setdefault(key, []).append(st)
+        if groups and groups[-1][0] == key:  # (one after another: a down, up, down, up net)
+            groups[-1][1].append(st)
+        else:
+            groups.append((key, [st]))
     out = []
-    for (before, after), members in groups.items():
+    for (before, after), members in groups:
         first = f"{members[0].layer} ({members[0].op})"
         if len(members) == 2:
             first += f" and {members[1].layer} ({members[1].op})"

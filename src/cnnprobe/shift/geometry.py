@@ -156,7 +156,7 @@ def from_analysis(
                 result.model.path,
             )
         period = tuple(
-            lcm_all([m.jump[k].numerator for m in maps] + [_numerator(total[k])])
+            lcm_all([_numerator(m.jump[k]) for m in maps] + [_numerator(total[k])])
             for k in range(nsp)
         )
         source = "analysis"
