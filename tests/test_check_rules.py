@@ -137,3 +137,20 @@ def test_max_shift_sensitivity_rule(
     outcome = REGISTRY["max-shift-sensitivity"].evaluate(analyze(path), params, ctx)
     assert outcome.status == expected, outcome.message
     assert "roll" in outcome.message  # the protocol is stated
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        # the LSTM's steps see more and more columns: no single jump along the width; the
+        # height's jump (8, after the 8x1 pooling) is known and alone breaks a limit of 4
+        (4, "total stride of lstm is 8×?; must be <= 4×4 (axis 0)"),
+        (8, "cannot verify: the total stride of lstm is 8×?"),
+    ],
+)
+def test_threshold_with_an_axis_of_unknown_figure(limit: int, message: str) -> None:
+    params = parse_rule("max-stride", {"value": limit, "layer": "lstm"}, "rules.max-stride")
+    assert params is not None
+    path = SAMPLES / "keras_crnn.keras"
+    outcome = REGISTRY["max-stride"].evaluate(analyze(path), params, Context(str(path)))
+    assert outcome.status == "fail" and outcome.message == message

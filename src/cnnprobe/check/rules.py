@@ -147,16 +147,23 @@ class ThresholdRule(Rule):
             )
         actual = self.figures(layer)
         details = {"actual": [_json(a) for a in actual], "limit": limit}
-        if layer.status != OK or any(a is None for a in actual):
+        bad = [
+            k
+            for k, (a, lim) in enumerate(zip(actual, limit))
+            if a is not None and not self.compare(a, lim)
+        ]
+        if layer.status != OK or (any(a is None for a in actual) and not bad):
+            # (an axis known to break the limit fails the rule whatever the others are)
+            known = _shown(actual)
+            why = f" (status {layer.status})" if layer.status != OK else ""
             return RuleResult(
                 self.id,
                 FAIL,
-                f"cannot verify: the {self.what} of {layer.name} is unknown ({layer.status})",
+                f"cannot verify: the {self.what} of {layer.name} is {known}{why}",
                 layer.name,
                 details,
             )
-        bad = [k for k, (a, lim) in enumerate(zip(actual, limit)) if not self.compare(a, lim)]
-        text = f"{self.what} of {layer.name} is {_fmt([_str(a) for a in actual])}"
+        text = f"{self.what} of {layer.name} is {_shown(actual)}"
         if bad:
             axes = ", ".join(str(k) for k in bad)
             return RuleResult(
@@ -175,6 +182,11 @@ def _json(x: Any) -> Any:
     if isinstance(x, Fraction):
         return x.numerator if x.denominator == 1 else float(x)
     return x
+
+
+def _shown(values: Sequence[Any]) -> str:
+    """Per-axis figures as ``32×?`` (unknown ones as ``?``)."""
+    return _fmt([None if a is None else _str(a) for a in values])
 
 
 def _str(x: Any) -> str:
