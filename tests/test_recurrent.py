@@ -705,3 +705,60 @@ def test_keras_bidirectional_with_its_own_backward_layer(tmp_path: Path) -> None
     assert [r.layer(n).output_shape for n in ("bi", "bi:1", "bi:2", "bi:3")] == [
         (None, W, 5), (None, 3), (None, 3), (None, 2)
     ]
+
+
+def _bidirectional_tail(tmp_path: Path, tail: str) -> cnnprobe.AnalysisResult:
+    """A bidirectional LSTM's Y [W, 2, 1, hidden], then ``tail`` (a PyTorch-style use of it)."""
+    path = recurrent_model(tmp_path, "LSTM", "bidirectional", ("y",))
+    model = onnx.load(path)
+    h = HIDDEN
+    consts = {
+        "flat": [W, 1, 2 * h], "zero": [0], "h": [h], "h2": [2 * h], "last": [2], "one": [1],
+        "two": [W, 1, 2, h],
+    }
+    model.graph.initializer.extend(
+        numpy_helper.from_array(np.array(v, dtype=np.int64), k) for k, v in consts.items()
+    )
+    t = helper.make_node("Transpose", ["y"], ["yt"], name="yt", perm=[0, 2, 1, 3])
+    r = helper.make_node("Reshape", ["yt", "flat"], ["yr"], name="yr")  # [W, 1, 2h]
+    nodes = {
+        # out[:, :, :H] (the forward half of the features)
+        "half": [t, r, helper.make_node("Slice", ["yr", "zero", "h", "last"], ["o"], name="o")],
+        # out.chunk(2, -1)[1] through Split
+        "split": [t, r, helper.make_node("Split", ["yr"], ["f", "o"], name="o", axis=2)],
+        # out.view(W, 1, 2, H)[:, :, 0]
+        "view": [t, r, helper.make_node("Reshape", ["yr", "two"], ["v"], name="v"),
+                 helper.make_node("Gather", ["v", "zero"], ["o"], name="o", axis=2)],
+        # Y concatenated with itself along the directions, then direction 0
+        "concat": [helper.make_node("Concat", ["y", "y"], ["yy"], name="yy", axis=1),
+                   helper.make_node("Gather", ["yy", "zero"], ["o"], name="o", axis=1)],
+        # Y + Y, then direction 0
+        "add": [helper.make_node("Add", ["y", "y"], ["a"], name="a"),
+                helper.make_node("Gather", ["a", "zero"], ["o"], name="o", axis=1)],
+        # both directions summed: exact
+        "sum": [helper.make_node("ReduceSum", ["y", "one"], ["o"], name="o", keepdims=0)],
+        # a linear layer over both directions' features: exact
+        "linear": [t, r, helper.make_node("ReduceMean", ["yr", "last"], ["o"], name="o")],
+    }[tail]
+    model.graph.node.extend(nodes)
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("o", TensorProto.FLOAT, None))
+    onnx.save(model, path)
+    return cnnprobe.analyze(path)
+
+
+@pytest.mark.parametrize("tail", ["half", "split", "view", "concat", "add"])
+def test_one_direction_taken_in_any_way_is_uncertain(tmp_path: Path, tail: str) -> None:
+    """However one direction (or half of the features) is taken, after a reshape, a concat or a
+    merge, it is not reported as reading the whole sequence (onnxruntime: the forward half's
+    step t reads columns 0..t+1 only)."""
+    r = _bidirectional_tail(tmp_path, tail)
+    assert layer(r, "o").status == "uncertain"
+    assert "blended-positions" in {d.code for d in r.diagnostics}
+
+
+@pytest.mark.parametrize("tail", ["sum", "linear"])
+def test_both_directions_together_are_exact(tmp_path: Path, tail: str) -> None:
+    r = _bidirectional_tail(tmp_path, tail)
+    o = layer(r, "o")
+    assert o.status == "ok" and o.is_global and o.sees_full_input and r.verdict.certain

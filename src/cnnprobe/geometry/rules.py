@@ -148,8 +148,12 @@ _IDENTITY = QAMap.affine(0, 1)
 
 def _blended(state: TensorState, t: int, ctx: RuleContext) -> None:
     """Taking part of, or sliding along, a tensor axis whose positions depend on different
-    parts of the input is not followed (the state only knows their union)."""
-    if any(f.blend for f in state.layout[t]):
+    parts of the input is not followed (the state only knows their union): an axis carrying
+    positions of an input axis that another tensor axis holds on a grid."""
+    carried = {a for f in state.layout[t] for a in f.carries}
+    if carried and any(
+        f.spatial in carried for u, fs in enumerate(state.layout) if u != t for f in fs
+    ):
         ctx.give_up(
             "blended-positions",
             f"taking part of tensor axis {t}, whose positions depend on different parts of the "
@@ -729,20 +733,25 @@ def recurrent_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> 
             # blended, so that taking one direction is not mistaken for both)
             st = st.make_global([seq], keep_window=True)
             if not spec.merged and spec.dir_axis is None:
-                st = _blend(st, feat)
+                st = _carrying(st, feat, _moving(x.layout[seq]))
         if spec.dir_axis is not None:
             d = 2 if spec.direction == "bidirectional" else 1
             st = _inserted(st, [spec.dir_axis], d)
             if spec.direction == "bidirectional" and spec.sequence and not spec.merged:
-                st = _blend(st, spec.dir_axis)
+                st = _carrying(st, spec.dir_axis, _moving(x.layout[seq]))
         outs.append(st)
     return outs
 
 
-def _blend(st: TensorState, t: int) -> TensorState:
-    """Tensor axis ``t``'s positions depend on different parts of the input."""
-    blended = tuple(Factor(f.size, f.spatial, f.carries, True) for f in st.layout[t])
-    return st.evolve(layout=st.layout[:t] + (blended,) + st.layout[t + 1 :])
+def _carrying(st: TensorState, t: int, held: Sequence[int]) -> TensorState:
+    """Tensor axis ``t`` also carries the positions of input axes ``held`` (which another axis
+    holds on a grid: its positions tell apart parts of the input)."""
+    if not held:
+        return st
+    carried = tuple(
+        factor(f.size, f.spatial, tuple(sorted({*f.carries, *held}))) for f in st.layout[t]
+    )
+    return st.evolve(layout=st.layout[:t] + (carried,) + st.layout[t + 1 :])
 
 
 @rule("gemm")
@@ -1370,9 +1379,8 @@ def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -
                 need //= f.size
                 i += 1
             elif f.size % need == 0 and f.spatial is None:
-                # (carried positions, blended ones: in both)
-                group.append(Factor(need, None, f.carries, f.blend))
-                factors[i] = Factor(f.size // need, None, f.carries, f.blend)
+                group.append(Factor(need, None, f.carries))  # (carried positions: in both)
+                factors[i] = Factor(f.size // need, None, f.carries)
                 need = 1
             else:
                 return None

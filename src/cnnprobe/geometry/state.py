@@ -155,16 +155,14 @@ class Factor:
     ``carries``: input spatial axes whose positions this factor holds without a grid (a
     concatenation along a folded axis, as a vision transformer's class token before its patch
     tokens): units along it have no tracked window, but an op over all of it (attention) is
-    exactly global.
-
-    ``blend``: its positions depend on different parts of the input (the two directions of a
-    bidirectional recurrent layer side by side): a unit's figures are their union, so an op over
-    all of it is exact, but taking some of them is not followed."""
+    exactly global. When another tensor axis holds the same input axis on a grid, the carried
+    positions tell apart elements of one unit that depend on different parts of the input (the
+    two directions of a bidirectional recurrent layer side by side): a unit's figures are their
+    union, so an op over all of this axis is exact, but taking part of it is not followed."""
 
     size: int | None
     spatial: int | None = None
     carries: tuple[int, ...] = ()
-    blend: bool = False
 
 
 Layout = tuple[tuple[Factor, ...], ...]
@@ -283,13 +281,23 @@ class TensorState:
         """
         tensor_axes = tuple(tensor_axes)
         hit = {f.spatial for t in tensor_axes for f in self.layout[t] if f.spatial is not None}
-        hit.update(a for t in tensor_axes for f in self.layout[t] for a in f.carries)
+        carried = {a for t in tensor_axes for f in self.layout[t] for a in f.carries} - hit
+        # (an input axis carried along these axes but held on a grid by another one keeps its
+        # units' local windows there: a layer over a bidirectional layer's features)
+        elsewhere = {
+            f.spatial
+            for t, fs in enumerate(self.layout)
+            if t not in tensor_axes
+            for f in fs
+            if f.spatial in carried
+        }
+        hit |= carried
         if not hit:
             return self
         return self.with_axes(
             (
                 AxisState(ax.window, True, ax.real, ax.span())
-                if keep_window
+                if keep_window or a in elsewhere
                 else AxisState(None, True, None, ax.span())
             )
             if a in hit
