@@ -1606,6 +1606,9 @@ def test_verdict_words_for_stages_in_turn_and_the_input_as_output(tmp_path: Path
         "jump 1×1 -> 2×2; up_b (ConvTranspose) jump 2×2 -> 1×1." in text
     )
     assert "  x: the model input itself." in text
+    x = analyze(path).verdict.outputs[1]
+    assert (x.output, x.shape, x.spatial, x.rf) == ("x", (1, 1, 8, 8), True, (1, 1))
+    assert x.sees_full_input is False
 
 
 def test_verdict_mnist_three_valid_convs(tmp_path: Path) -> None:

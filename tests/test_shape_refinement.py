@@ -181,4 +181,7 @@ def test_rebuilding_stops_within_its_budget(
     assert not r.verdict.certain
     stopped = r.model.meta["refine_stopped"]
     assert stopped.startswith("rebuilding with computed shapes stopped after 3 rounds")
+    from cnnprobe.report.words import verdict_lines
+
+    assert f"  Note: {stopped}." in verdict_lines(r)
     assert r.model.meta["refined"].startswith("6 operand(s) settled")

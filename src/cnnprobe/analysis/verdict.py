@@ -107,8 +107,16 @@ def _outputs(graph: Graph, prop: Propagation) -> tuple[OutputGeometry, ...]:
         name: prop.layer_of[n] for n, name in enumerate(prop.plan.names) if name in wanted
     }
     out = []
+    inp = graph.input
+    sizes = [inp.shape[t] for t in inp.spatial_axes]
     for name in graph.outputs:
         lay = found.get(name)
+        if name == inp.name:  # (the input itself: each unit is one pixel)
+            n = len(sizes)
+            full = all(d == 1 for d in sizes)
+            ones, jumps, zeros = (1,) * n, (Fraction(1),) * n, (0,) * n
+            out.append(OutputGeometry(name, None, inp.shape, True, ones, jumps, zeros, full, OK))
+            continue
         if lay is None:
             out.append(OutputGeometry(name, None, (), False, (), (), (), None, OK))
             continue

@@ -19,8 +19,9 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
         f"Input {inp.name!r} {shape(inp.shape)} ({inp.layout}): "
         f"{axes(v.input_size)} pixels per spatial axis."
     ]
-    if result.model.meta.get("note"):
-        lines.append(f"  Note: {result.model.meta['note']}.")
+    for key in ("note", "refine_stopped"):
+        if result.model.meta.get(key):
+            lines.append(f"  Note: {result.model.meta[key]}.")
     if v.last_spatial_layer is None:
         lines.append("No spatial layer feeds the outputs: nothing to report per position.")
         return lines + _uncertain(result)
