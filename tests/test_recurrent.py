@@ -762,3 +762,57 @@ def test_both_directions_together_are_exact(tmp_path: Path, tail: str) -> None:
     r = _bidirectional_tail(tmp_path, tail)
     o = layer(r, "o")
     assert o.status == "ok" and o.is_global and o.sees_full_input and r.verdict.certain
+
+
+def _topk_head(tmp_path: Path, constant_indices: bool) -> Path:
+    """A detector's end-to-end head: per-position scores (the conv's 2 channels, their max), the
+    3 best positions (TopK over the 64 folded positions), and the data of those positions
+    (GatherElements). With ``constant_indices`` the positions are fixed instead."""
+    rng = np.random.default_rng(9)
+    nodes, inits = _conv_nodes(rng)
+    inits += [
+        numpy_helper.from_array(np.array([1, 2, H * W], dtype=np.int64), "flat"),
+        numpy_helper.from_array(np.array([3], dtype=np.int64), "k"),
+        numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "rows"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
+    ]
+    nodes += [
+        helper.make_node("Reshape", ["c", "flat"], ["f"], name="flat"),
+        helper.make_node("ReduceMax", ["f"], ["score"], name="score", axes=[1], keepdims=0),
+        helper.make_node("TopK", ["score", "k"], ["best", "where"], name="topk", axis=1),
+    ]
+    if constant_indices:
+        inits.append(numpy_helper.from_array(np.array([[[0, 5, 9]] * 2]), "fixed"))
+        idx = "fixed"
+    else:
+        nodes += [
+            helper.make_node("Unsqueeze", ["where", "one"], ["w1"], name="w1"),
+            helper.make_node("Expand", ["w1", "rows"], ["w2"], name="w2"),
+        ]
+        idx = "w2"
+    nodes.append(helper.make_node("GatherElements", ["f", idx], ["picked"], name="pick", axis=2))
+    return _save(tmp_path, nodes, inits, ["picked", "best"], opset=13)
+
+
+def test_top_k_positions_and_their_data(tmp_path: Path) -> None:
+    """Which positions are picked depends on every position's score: every value picked, and
+    the scores, depend on the whole input (onnxruntime agrees); exact, not unknown."""
+    path = _topk_head(tmp_path, False)
+    r = cnnprobe.analyze(path)
+    assert r.verdict.certain and not [d for d in r.diagnostics if d.severity != "info"]
+    measured = measure_intervals(
+        onnx.load(path), "x", ["picked", "best"], spatial_axes_in=(2, 3),
+        tensor_axes={"picked": (0, (None, None)), "best": (0, (None, None))},
+    )
+    for name in ("picked", "best"):
+        lay = layer(r, name)
+        assert measured[name] == [[(0, H - 1)], [(0, W - 1)]]
+        assert lay.is_global and [a.reach for a in lay.axes] == [(0, H - 1), (0, W - 1)]
+    assert layer(r, "picked").output_shape == (1, 2, 3)
+    assert r.verdict.global_kind == "a top-k selection over positions"
+
+
+def test_fixed_positions_picked_are_not_guessed(tmp_path: Path) -> None:
+    r = cnnprobe.analyze(_topk_head(tmp_path, True))
+    assert layer(r, "picked").status == "uncertain"
+    assert "picked-positions" in {d.code for d in r.diagnostics}

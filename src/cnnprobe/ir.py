@@ -42,6 +42,9 @@ Attribute conventions (all per *tensor axis* unless said otherwise; tuples, neve
     any number of data inputs, numpy broadcasting (also single-input pointwise ops).
 ``gather``
     ``axis``, ``indices_rank`` (0 for a scalar index).
+``select``
+    ONNX ``GatherElements``: along ``axis``, each output element picks one element of the data
+    (input 0) at a position the indices (input 1) give, which may be computed at run time.
 ``scan``
     a running op along ``axis`` (cumulative sum): output unit ``t`` reads input units ``0..t``
     (``t..n-1`` when ``reverse``; ``exclusive`` leaves out unit ``t`` itself).
@@ -91,6 +94,7 @@ OPS = frozenset(
         "split",
         "elementwise",
         "gather",
+        "select",
         "scan",
         "recurrent",
         "constant",

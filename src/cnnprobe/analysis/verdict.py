@@ -24,6 +24,13 @@ GLOBAL_KINDS = {
 }
 
 
+#: operators whose kind above would not say what they do
+GLOBAL_OPS = {
+    "TopK": "a top-k selection over positions",
+    "GatherElements": "elements picked at positions computed from all of them",
+}
+
+
 def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
     useful = feeds_outputs(prop.plan)
     plan = prop.plan
@@ -93,7 +100,12 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
         area_min=None if any(c is None for c in cov_m) else prod(cov_m),
         first_full_coverage_layer=first_full.name if first_full else None,
         first_global_layer=first_global.name if first_global else None,
-        global_kind=GLOBAL_KINDS.get(first_global.kind, first_global.op) if first_global else None,
+        global_kind=(
+            GLOBAL_OPS.get(first_global.op)
+            or GLOBAL_KINDS.get(first_global.kind, first_global.op)
+            if first_global
+            else None
+        ),
         global_while_spatial=global_spatial.name if global_spatial else None,
         stages=tuple(stages),
         certain=certain,

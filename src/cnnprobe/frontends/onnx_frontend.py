@@ -483,6 +483,23 @@ def cumsum(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     )
 
 
+@converts("TopK")
+def topk(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+    """The k largest (smallest) along ``axis`` and their indices: which elements they are
+    depends on every element along it (a dense layer's dependence), elementwise elsewhere."""
+    k: int | None = a.get("k")
+    if _arg(p, 1):
+        ks = ctx.ints(_arg(p, 1))
+        k = ks[0] if ks is not None and len(ks) == 1 else None
+    axis = int(a.get("axis", -1))
+    return _node(p, name, "dense", [p.input[0]], list(p.input[1:]), axis=axis, units=k)
+
+
+@converts("GatherElements")
+def gather_elements(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
+    return _node(p, name, "select", [p.input[0], p.input[1]], axis=int(a.get("axis", 0)))
+
+
 #: gates per step of each recurrent op (rows of its weights per hidden unit)
 RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 

@@ -707,6 +707,31 @@ def scan_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[
     return [_scanned(x, t, bool(node.attrs.get("reverse")), ctx)]
 
 
+@rule("select")
+def select_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
+    """Each output element reads the data at a position along the axis that its index gives:
+    with indices computed from the input, which position is read depends on them, so every
+    element may read any position. Exact when the indices themselves already depend on every
+    position along that axis (a TopK over it: detectors' end-to-end heads); otherwise the
+    positions read are not tracked."""
+    data, idx = ins[0], ins[1]
+    t = _norm_axis(node.attrs.get("axis", 0), data.rank)
+    if idx.rank != data.rank:
+        raise GeometryError("indices and data of different ranks")
+    held = _spatial_ids(data.layout[t])
+    if held and (not idx.live or any(not idx.axes[a].is_global for a in held if a < len(idx.axes))):
+        ctx.give_up(
+            "picked-positions",
+            f"picking positions along tensor axis {t} at indices that do not depend on all of "
+            "them",
+        )
+        return [_forget(data, t).evolve(shape=idx.shape)]
+    parts = [p for p in (_contracted(data, t, idx.shape[t]), idx) if p.live]
+    if not parts:
+        return [TensorState.const(idx.shape)]
+    return [_merge(parts, idx.shape, ctx) if len(parts) > 1 else parts[0]]
+
+
 @rule("recurrent")
 def recurrent_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     """Every step's input features are contracted by the input weights (a dense layer along the
@@ -1478,7 +1503,7 @@ def unknown_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
 #: IR ops whose rules read every live input as data: a constant in first place (CoordConv's
 #: coordinate channels, a ViT's class token) is just another operand. The other ops read their
 #: data from the first input and parameters from the rest.
-ANY_INPUT_DATA = frozenset({"elementwise", "concat", "matmul", "einsum", "mix"})
+ANY_INPUT_DATA = frozenset({"elementwise", "concat", "matmul", "einsum", "mix", "select"})
 
 
 def run_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
