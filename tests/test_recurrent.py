@@ -735,6 +735,9 @@ def _bidirectional_tail(tmp_path: Path, tail: str) -> cnnprobe.AnalysisResult:
         # Y + Y, then direction 0
         "add": [helper.make_node("Add", ["y", "y"], ["a"], name="a"),
                 helper.make_node("Gather", ["a", "zero"], ["o"], name="o", axis=1)],
+        # step 2, then its forward direction (it has read columns 0..3 only)
+        "step": [helper.make_node("Gather", ["y", "last"], ["st"], name="st", axis=0),
+                 helper.make_node("Gather", ["st", "zero"], ["o"], name="o", axis=1)],
         # both directions summed: exact
         "sum": [helper.make_node("ReduceSum", ["y", "one"], ["o"], name="o", keepdims=0)],
         # a linear layer over both directions' features: exact
@@ -747,7 +750,7 @@ def _bidirectional_tail(tmp_path: Path, tail: str) -> cnnprobe.AnalysisResult:
     return cnnprobe.analyze(path)
 
 
-@pytest.mark.parametrize("tail", ["half", "split", "view", "concat", "add"])
+@pytest.mark.parametrize("tail", ["half", "split", "view", "concat", "add", "step"])
 def test_one_direction_taken_in_any_way_is_uncertain(tmp_path: Path, tail: str) -> None:
     """However one direction (or half of the features) is taken, after a reshape, a concat or a
     merge, it is not reported as reading the whole sequence (onnxruntime: the forward half's
@@ -810,6 +813,34 @@ def test_top_k_positions_and_their_data(tmp_path: Path) -> None:
         assert lay.is_global and [a.reach for a in lay.axes] == [(0, H - 1), (0, W - 1)]
     assert layer(r, "picked").output_shape == (1, 2, 3)
     assert r.verdict.global_kind == "a top-k selection over positions"
+
+
+@pytest.mark.parametrize("first, status", [(W, "ok"), (5, "uncertain")])
+def test_positions_picked_among_fewer_than_the_data_holds(
+    tmp_path: Path, first: int, status: str
+) -> None:
+    """Per row, the 2 best of the first ``first`` columns (TopK along the width of a slice of the
+    scores), then the conv's data there, from all 12 columns. Over every column: exact (every
+    pick depends on all of them). Over the first 5 only, an index never reaches the others,
+    which the data would add: not followed (it read as every column)."""
+    rng = np.random.default_rng(10)
+    nodes, inits = _conv_nodes(rng)
+    ints = {"s0": [0], "s1": [first], "ax": [3], "k": [2], "shape": [1, 2, H, 2]}
+    inits += [numpy_helper.from_array(np.array(v, dtype=np.int64), n) for n, v in ints.items()]
+    nodes += [
+        helper.make_node("ReduceMax", ["c"], ["score"], name="score", axes=[1], keepdims=1),
+        helper.make_node("Slice", ["score", "s0", "s1", "ax"], ["part"], name="part"),
+        helper.make_node("TopK", ["part", "k"], ["best", "where"], name="topk", axis=3),
+        helper.make_node("Expand", ["where", "shape"], ["w2"], name="w2"),
+        helper.make_node("GatherElements", ["c", "w2"], ["picked"], name="pick", axis=3),
+    ]
+    r = cnnprobe.analyze(_save(tmp_path, nodes, inits, ["picked"], opset=13))
+    picked = layer(r, "picked")
+    assert picked.status == status
+    if status == "ok":
+        assert picked.axes[1].is_global and picked.axes[1].reach == (0, W - 1)
+    else:
+        assert "picked-positions" in {d.code for d in r.diagnostics}
 
 
 def test_fixed_positions_picked_are_not_guessed(tmp_path: Path) -> None:

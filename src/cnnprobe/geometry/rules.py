@@ -112,7 +112,7 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     factors = layout[t]
     if len(factors) == 1:  # the common case: one input axis or one other axis
         f = factors[0]
-        return layout[:t] + ((factor(size, f.spatial, f.carries),),) + layout[t + 1 :]
+        return layout[:t] + ((f.resized(size),),) + layout[t + 1 :]
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
@@ -123,9 +123,9 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
             if keep.spatial is not None
             else ()
         )
-        new: tuple[Factor, ...] = (Factor(size, keep.spatial, keep.carries), *riders)
+        new: tuple[Factor, ...] = (keep.resized(size), *riders)
     else:
-        new = tuple(Factor(None, f.spatial, f.carries) for f in factors)
+        new = tuple(f.resized(None) for f in factors)
     return layout[:t] + (new,) + layout[t + 1 :]
 
 
@@ -148,12 +148,8 @@ _IDENTITY = QAMap.affine(0, 1)
 
 def _blended(state: TensorState, t: int, ctx: RuleContext) -> None:
     """Taking part of, or sliding along, a tensor axis whose positions depend on different
-    parts of the input is not followed (the state only knows their union): an axis carrying
-    positions of an input axis that another tensor axis holds on a grid."""
-    carried = {a for f in state.layout[t] for a in f.carries}
-    if carried and any(
-        f.spatial in carried for u, fs in enumerate(state.layout) if u != t for f in fs
-    ):
+    parts of the input is not followed (the state only knows their union)."""
+    if any(f.blend for f in state.layout[t]):
         ctx.give_up(
             "blended-positions",
             f"taking part of tensor axis {t}, whose positions depend on different parts of the "
@@ -707,19 +703,28 @@ def scan_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[
     return [_scanned(x, t, bool(node.attrs.get("reverse")), ctx)]
 
 
+def _covers(idx: TensorState, data: TensorState, a: int) -> bool:
+    """The indices depend on every position along input axis ``a`` that the data reads (so
+    whatever position an index picks adds nothing they do not already read)."""
+    if a >= len(idx.axes) or not idx.axes[a].is_global:
+        return False
+    reach, span = idx.axes[a].reach, data.axes[a].span()
+    return reach is not None and span is not None and reach[0] <= span[0] and reach[1] >= span[1]
+
+
 @rule("select")
 def select_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> list[TensorState]:
     """Each output element reads the data at a position along the axis that its index gives:
     with indices computed from the input, which position is read depends on them, so every
     element may read any position. Exact when the indices themselves already depend on every
-    position along that axis (a TopK over it: detectors' end-to-end heads); otherwise the
-    positions read are not tracked."""
+    pixel the data reads along that axis (a TopK over all of it: detectors' end-to-end heads);
+    otherwise the positions read are not tracked."""
     data, idx = ins[0], ins[1]
     t = _norm_axis(node.attrs.get("axis", 0), data.rank)
     if idx.rank != data.rank:
         raise GeometryError("indices and data of different ranks")
     held = _spatial_ids(data.layout[t])
-    if held and (not idx.live or any(not idx.axes[a].is_global for a in held if a < len(idx.axes))):
+    if held and (not idx.live or not all(_covers(idx, data, a) for a in held)):
         ctx.give_up(
             "picked-positions",
             f"picking positions along tensor axis {t} at indices that do not depend on all of "
@@ -769,12 +774,12 @@ def recurrent_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> 
 
 
 def _carrying(st: TensorState, t: int, held: Sequence[int]) -> TensorState:
-    """Tensor axis ``t`` also carries the positions of input axes ``held`` (which another axis
-    holds on a grid: its positions tell apart parts of the input)."""
+    """Tensor axis ``t`` also carries the positions of input axes ``held``, its own positions
+    telling apart parts of the input (blended)."""
     if not held:
         return st
     carried = tuple(
-        factor(f.size, f.spatial, tuple(sorted({*f.carries, *held}))) for f in st.layout[t]
+        factor(f.size, f.spatial, tuple(sorted({*f.carries, *held})), True) for f in st.layout[t]
     )
     return st.evolve(layout=st.layout[:t] + (carried,) + st.layout[t + 1 :])
 
@@ -1034,7 +1039,7 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
 def _fit(factors: tuple[Factor, ...], size: Dim) -> tuple[Factor, ...]:
     big = [f for f in factors if f.size != 1]
     if len(big) == 1 and big[0].size != size:
-        return (Factor(size, big[0].spatial, big[0].carries),)
+        return (big[0].resized(size),)
     return factors
 
 
@@ -1128,7 +1133,8 @@ def concat_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         # kept, and the axis carries the positions, so that an op over all of it (attention,
         # pooling) is exactly global
         carried = tuple(sorted({a for s in live for a in _spatial_ids(s.layout[t])}))
-        axis = (Factor(total, None, carried),)
+        blend = any(f.blend for s in live for f in s.layout[t])
+        axis = (Factor(total, None, carried, blend),)
         parts = [
             s.with_axes(
                 (ax.local(None) if ax.is_global else AxisState.untracked(ax.span()))
@@ -1404,8 +1410,9 @@ def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -
                 need //= f.size
                 i += 1
             elif f.size % need == 0 and f.spatial is None:
-                group.append(Factor(need, None, f.carries))  # (carried positions: in both)
-                factors[i] = Factor(f.size // need, None, f.carries)
+                # (carried positions: in both)
+                group.append(Factor(need, None, f.carries, f.blend))
+                factors[i] = Factor(f.size // need, None, f.carries, f.blend)
                 need = 1
             else:
                 return None

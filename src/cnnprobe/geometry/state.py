@@ -155,23 +155,31 @@ class Factor:
     ``carries``: input spatial axes whose positions this factor holds without a grid (a
     concatenation along a folded axis, as a vision transformer's class token before its patch
     tokens): units along it have no tracked window, but an op over all of it (attention) is
-    exactly global. When another tensor axis holds the same input axis on a grid, the carried
-    positions tell apart elements of one unit that depend on different parts of the input (the
-    two directions of a bidirectional recurrent layer side by side): a unit's figures are their
-    union, so an op over all of this axis is exact, but taking part of it is not followed."""
+    exactly global. ``blend``: the carried positions tell apart elements of one unit that depend
+    on different parts of the input (the two directions of a bidirectional recurrent layer side
+    by side): a unit's figures are their union, so an op over all of this axis is exact, but
+    taking part of it is not followed."""
 
     size: int | None
     spatial: int | None = None
     carries: tuple[int, ...] = ()
+    #: the carried positions tell apart elements that depend on different parts of the input
+    blend: bool = False
+
+    def resized(self, size: int | None) -> Factor:
+        """This factor with another size (what it holds, carries or blends is kept)."""
+        return factor(size, self.spatial, self.carries, self.blend)
 
 
 Layout = tuple[tuple[Factor, ...], ...]
 
 
 @lru_cache(maxsize=1 << 12)
-def factor(size: int | None, spatial: int | None = None, carries: tuple[int, ...] = ()) -> Factor:
+def factor(
+    size: int | None, spatial: int | None = None, carries: tuple[int, ...] = (), blend: bool = False
+) -> Factor:
     """A shared :class:`Factor` (they are immutable, and rules make one per axis per node)."""
-    return Factor(size, spatial, carries)
+    return Factor(size, spatial, carries, blend)
 
 
 @dataclass(frozen=True, slots=True)
