@@ -290,16 +290,18 @@ class TensorState:
         tensor_axes = tuple(tensor_axes)
         hit = {f.spatial for t in tensor_axes for f in self.layout[t] if f.spatial is not None}
         carried = {a for t in tensor_axes for f in self.layout[t] for a in f.carries} - hit
-        # (an input axis carried along these axes but held on a grid by another one keeps its
-        # units' local windows there: a layer over a bidirectional layer's features)
-        elsewhere = {
-            f.spatial
-            for t, fs in enumerate(self.layout)
-            if t not in tensor_axes
-            for f in fs
-            if f.spatial in carried
-        }
-        hit |= carried
+        elsewhere: set[int | None] = set()
+        if carried:
+            # (an input axis carried along these axes but held on a grid by another one keeps
+            # its units' local windows there: a layer over a bidirectional layer's features)
+            elsewhere = {
+                f.spatial
+                for t, fs in enumerate(self.layout)
+                if t not in tensor_axes
+                for f in fs
+                if f.spatial in carried
+            }
+            hit |= carried
         if not hit:
             return self
         return self.with_axes(
