@@ -220,6 +220,10 @@ def conv(p: NodeInfo, a: dict[str, Any], ctx: Ctx, name: str) -> Node:
     else:
         wshape = wshape or ctx.shape(w or "")
         out_ch = wshape[0] if wshape else None
+        if out_ch is None and w is not None and not ctx.inferred:
+            # a weight computed in the graph (timm's standardised convs: Reshape or statistics
+            # of a constant): ONNX shape inference gives its shape, so the output channels
+            raise NeedsInference(w)
     attrs = _window_attrs(a, [int(k or 0) for k in kernel])
     attrs.update(channel_axis=1, out_channels=out_ch, groups=group)
     if a.get("channels_last"):
@@ -956,22 +960,61 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
                 ctx.shapes[out] = _broadcast_shapes(tuple(d for d in src if d is not None), target)
             return
         if op not in FOLDERS:
+            if op in SAME_SHAPE and p.input:
+                _shape_only(p, a, ctx, out)  # (weights normalised in the graph)
             return  # (not even a look at the operands: most nodes)
-        vals = []
-        for x in p.input:  # all operands static, or no folding
+        vals: list[Array | None] = []
+        for x in p.input:  # all operands static (absent optional ones: None), or no folding
             v = ctx.value(x) if x else None
-            if v is None:
+            if v is None and x:
+                if op == "Reshape" or op in SAME_SHAPE:
+                    _shape_only(p, a, ctx, out)
                 return
             vals.append(v)
         if not vals:
             return
-        res = _fold_op(op, a, vals, ctx.opset)
+        if None in vals and op != "Clip":
+            return
+        res = _fold_op(op, a, vals, ctx.opset)  # type: ignore[arg-type]
         if res is not None and res.size <= FOLD_LIMIT:
             _check_shape(res.shape, res.dtype)
             ctx.values[out] = res
             ctx.shapes[out] = res.shape
     except _NOT_FOLDABLE:
         return
+
+
+#: ops whose (first) output has their first input's shape, recorded for weights computed in
+#: the graph (timm's standardised convolutions: a constant normalised, then reshaped)
+SAME_SHAPE = frozenset({"Identity", "BatchNormalization", "Cast", "Neg", "Abs", "Sqrt", "Relu"})
+
+
+def _shape_only(p: NodeInfo, a: dict[str, Any], ctx: Ctx, out: str) -> None:
+    """The output shape of a :data:`SAME_SHAPE` op or a Reshape with a static target, when the
+    values are not folded (a large weight reshaped: timm's standardised convolutions)."""
+    have = ctx.shape(out)
+    if have is not None and None not in have:
+        return  # (recorded by the file, or by ONNX shape inference)
+    src = ctx.shape(p.input[0])
+    if src is None or None in src:
+        return
+    dims = tuple(d for d in src if d is not None)
+    if p.op_type in SAME_SHAPE:
+        ctx.shapes[out] = dims
+        return
+    target = ctx.ints(_arg(p, 1))
+    if target is None:
+        return
+    sizes = [dims[k] if t == 0 and k < len(dims) and not a.get("allowzero", 0) else t
+             for k, t in enumerate(target)]
+    unknown = [k for k, t in enumerate(sizes) if t < 0]
+    known, total = math.prod(t for t in sizes if t >= 0), math.prod(dims)
+    if len(unknown) > 1 or (unknown and (known == 0 or total % known)):
+        return
+    if unknown:
+        sizes[unknown[0]] = total // known
+    if math.prod(sizes) == total:
+        ctx.shapes[out] = tuple(sizes)
 
 
 def _padded(shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
@@ -1002,6 +1045,51 @@ def _fold_op(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | 
 
 def _fold_same(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
     return v[0]  # (Identity)
+
+
+def _fold_round(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    """Ceil and Floor of floats (as numpy: the float type kept); integers are left as they are
+    (ONNX defines them for floats only)."""
+    x = v[0]
+    if x.dtype[0] != "f":
+        raise TypeError(f"{op} of integers")
+    fn = math.ceil if op == "Ceil" else math.floor
+    out = [d if d != d or d in (math.inf, -math.inf) else float(fn(d)) for d in x.data]
+    return Array(x.shape, _fit(out, x.dtype), x.dtype)
+
+
+def _fold_clip(op: str, a: dict[str, Any], v: list[Array | None], opset: int) -> Array | None:
+    """Clip to [min, max] (opset 11 on: optional scalar inputs; before: float attributes)."""
+    x = v[0]
+    assert x is not None
+    if opset < 11:
+        lo: float | int | None = a.get("min")
+        hi: float | int | None = a.get("max")
+    else:
+        given = (v[1:] + [None, None])[:2]
+        if any(b is not None and b.size != 1 for b in given):
+            raise ValueError("Clip bounds must be scalars")
+        lo, hi = (None if b is None else b.data[0] for b in given)
+    out = []
+    for d in x.data:
+        if lo is not None and d < lo:
+            d = lo
+        if hi is not None and d > hi:
+            d = hi
+        out.append(d)
+    return Array(x.shape, _fit(out, x.dtype), x.dtype)
+
+
+def _fold_extreme(op: str, a: dict[str, Any], v: list[Array], opset: int) -> Array | None:
+    """Max or Min of operands, numpy-broadcast and promoted (NaN wins, as numpy's maximum)."""
+    pick = max if op == "Max" else min
+    out = v[0]
+    for y in v[1:]:
+        res = _arith(op, out, y, lambda p, q: p if p != p else (q if q != q else pick(p, q)))
+        if res is None:
+            return None
+        out = res
+    return out
 
 
 #: ONNX TensorProto data types -> the folder's numpy-style dtype codes
@@ -1179,6 +1267,11 @@ FOLDERS: dict[str, Callable[[str, dict[str, Any], list[Array], int], Array | Non
     "Reshape": _fold_reshape,
     "Equal": _fold_equal,
     "Where": _fold_where,
+    "Ceil": _fold_round,
+    "Floor": _fold_round,
+    "Clip": _fold_clip,  # type: ignore[dict-item]
+    "Max": _fold_extreme,
+    "Min": _fold_extreme,
 }
 
 

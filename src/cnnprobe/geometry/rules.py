@@ -1007,6 +1007,14 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     full_layout = tuple(
         _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
     )
+    grid = {f.spatial for fs in full_layout for f in fs if f.spatial is not None and f.size != 1}
+    if grid and any(f.size == 1 and f.spatial in grid for fs in full_layout for f in fs):
+        # an input axis one part holds on a grid and another carries reduced to one unit
+        # riding along another axis (a gate broadcast back onto a map): the grid it is
+        full_layout = tuple(
+            tuple(f for f in fs if not (f.size == 1 and f.spatial in grid)) or (Factor(d),)
+            for fs, d in zip(full_layout, out_shape)
+        )
     where = locations(full_layout)
     for sp in range(nspatial):
         at = where.get(sp, (None, False))[0]
