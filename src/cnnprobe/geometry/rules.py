@@ -997,8 +997,10 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                     break
         if win is None and not glob[sp]:  # untracked units (or unknown: no span)
             axes.append(AxisState.untracked(hull(*(ax.span() for ax in local[sp]))))
-        else:
-            axes.append(AxisState(win, glob[sp], None, reach[sp]))
+        elif glob[sp]:
+            axes.append(AxisState(win, True, None, reach[sp]))
+        else:  # (what the units read together, kept in case their pixels cannot be merged)
+            axes.append(AxisState(win, False, None, hull(*(ax.span() for ax in local[sp]))))
     for t, ids in broadcast_at.items():
         # no part holds this axis at full size (an Expand of one row): the broadcast axis still
         # runs along the input axis, every unit reading the same row

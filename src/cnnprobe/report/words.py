@@ -71,6 +71,11 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
         lines.append("  -> Every unit of the last spatial layer sees the full input.")
     elif v.sees_full_input is False:
         lines.append("  -> The last spatial layer does NOT see the full input.")
+    elif v.certain:
+        lines.append(
+            "  -> Whether every unit of the last spatial layer sees the full input cannot be "
+            "told: which pixels its units read is not tracked one by one (see the table's ?)."
+        )
     else:
         lines.append(
             "  -> Whether the last spatial layer sees the full input is uncertain: layers after "
