@@ -115,9 +115,13 @@ def make_verdict(graph: Graph, prop: Propagation) -> Verdict:
 
 def _outputs(graph: Graph, prop: Propagation) -> tuple[OutputGeometry, ...]:
     wanted = set(graph.outputs)
-    found = {
-        name: prop.layer_of[n] for n, name in enumerate(prop.plan.names) if name in wanted
-    }
+    found = {}
+    names = prop.plan.names
+    for n in range(len(names) - 1, -1, -1):  # (outputs come late as a rule: stop when all found)
+        if names[n] in wanted:
+            found[names[n]] = prop.layer_of[n]
+            if len(found) == len(wanted):
+                break
     out = []
     inp = graph.input
     sizes = [inp.shape[t] for t in inp.spatial_axes]

@@ -112,7 +112,7 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     factors = layout[t]
     if len(factors) == 1:  # the common case: one input axis or one other axis
         f = factors[0]
-        return layout[:t] + ((f.resized(size),),) + layout[t + 1 :]
+        return layout[:t] + ((factor(size, f.spatial, f.carries, f.blend),),) + layout[t + 1 :]
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
@@ -997,10 +997,8 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                     break
         if win is None and not glob[sp]:  # untracked units (or unknown: no span)
             axes.append(AxisState.untracked(hull(*(ax.span() for ax in local[sp]))))
-        elif glob[sp]:
-            axes.append(AxisState(win, True, None, reach[sp]))
-        else:  # (what the units read together, kept in case their pixels cannot be merged)
-            axes.append(AxisState(win, False, None, hull(*(ax.span() for ax in local[sp]))))
+        else:
+            axes.append(AxisState(win, glob[sp], None, reach[sp]))
     for t, ids in broadcast_at.items():
         # no part holds this axis at full size (an Expand of one row): the broadcast axis still
         # runs along the input axis, every unit reading the same row
@@ -1009,8 +1007,13 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     full_layout = tuple(
         _fit(lay, d) if lay is not None else (Factor(d),) for lay, d in zip(layout, out_shape)
     )
-    grid = {f.spatial for fs in full_layout for f in fs if f.spatial is not None and f.size != 1}
-    if grid and any(f.size == 1 and f.spatial in grid for fs in full_layout for f in fs):
+    riders = [f.spatial for fs in full_layout if len(fs) > 1 for f in fs if f.size == 1]
+    grid = (
+        {f.spatial for fs in full_layout for f in fs if f.spatial is not None and f.size != 1}
+        if any(a is not None for a in riders)
+        else ()
+    )
+    if grid and any(a in grid for a in riders):
         # an input axis one part holds on a grid and another carries reduced to one unit
         # riding along another axis (a gate broadcast back onto a map): the grid it is
         full_layout = tuple(
@@ -1028,19 +1031,22 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
             else None
         )
         rs = reals[sp]
-        if axes[sp].window is None or n is None or not rs or any(r is None for r, _ in rs):
-            continue
         merged: Real | None = None
-        for r, spread in rs:
-            assert r is not None
-            if spread:
-                r = r.broadcast(n)
-            if len(r.lo) != n:
-                merged = None
-                break
-            merged = r if merged is None else merged.union(r)
+        if axes[sp].window is not None and n is not None and rs and all(r for r, _ in rs):
+            for r, spread in rs:
+                assert r is not None
+                if spread:
+                    r = r.broadcast(n)
+                if len(r.lo) != n:
+                    merged = None
+                    break
+                merged = r if merged is None else merged.union(r)
         if merged is not None:
             axes[sp] = axes[sp].local(axes[sp].window, merged)
+        elif axes[sp].window is not None and not glob[sp]:
+            # (units on different grids: what they read together is kept)
+            together = hull(*(ax.span() for ax in local[sp]))
+            axes[sp] = AxisState(axes[sp].window, False, None, together)
     return TensorState(
         out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
     )
