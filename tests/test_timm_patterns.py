@@ -163,3 +163,34 @@ def test_new_folds_agree_with_numpy(op: str) -> None:
             want = np.maximum(x, y) if op == "Max" else np.minimum(x, y)
         assert got is not None and got.dtype == "f4"
         np.testing.assert_array_equal(np.array(got.data, dtype=np.float32), want)
+
+
+def test_scores_of_queries_and_keys_on_different_grids(tmp_path: Path) -> None:
+    """Attention-like scores from queries on one grid (a 1x1 conv of stride 2: query i reads
+    pixel 2i) and keys on another (a 1x1 conv over pixels 2..15), summed over the keys: query 0
+    reads pixels 0..15, the others only 2..15 (onnxruntime). What every unit reads is not
+    tracked there, so no unit is claimed to see the whole input (a short-lived version claimed
+    it of all of them)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "wq"], ["q"], name="q", kernel_shape=[1], strides=[2]),
+        helper.make_node("Slice", ["x", "s0", "s1", "sa"], ["xs"], name="crop"),
+        helper.make_node("Conv", ["xs", "wk"], ["k"], name="k", kernel_shape=[1]),
+        helper.make_node("Transpose", ["q"], ["qt"], name="qt", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["qt", "k"], ["s"], name="scores"),
+        helper.make_node("ReduceSum", ["s", "ax"], ["o"], name="o", keepdims=1),
+    ]
+    inits = [
+        _init("wq", rng.standard_normal((4, 4, 1))),
+        _init("wk", rng.standard_normal((4, 4, 1))),
+        _init("s0", [2], np.int64),
+        _init("s1", [16], np.int64),
+        _init("sa", [2], np.int64),
+        _init("ax", [2], np.int64),
+    ]
+    path = _save(tmp_path, nodes, inits, "o", shape=(1, 4, 16), opset=13)
+    measured = measure_intervals(
+        onnx.load(path), "x", ["o"], spatial_axes_in=(2,), tensor_axes={"o": (0, (1,))}
+    )["o"]
+    assert measured == [[(0, 15)] + [(2, 15)] * 7]
+    o = cnnprobe.analyze(path).tensor("o")
+    assert o.axes[0].full is not True and o.sees_full_input is not True

@@ -1043,10 +1043,6 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
                 merged = r if merged is None else merged.union(r)
         if merged is not None:
             axes[sp] = axes[sp].local(axes[sp].window, merged)
-        elif axes[sp].window is not None and not glob[sp]:
-            # (units on different grids: what they read together is kept)
-            together = hull(*(ax.span() for ax in local[sp]))
-            axes[sp] = AxisState(axes[sp].window, False, None, together)
     return TensorState(
         out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
     )

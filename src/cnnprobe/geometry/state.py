@@ -91,8 +91,7 @@ class AxisState:
     through a global op (pooling, a dense layer, attention, a gate); ``reach`` is then the first
     and last real input pixel those positions depend on (the whole input unless, say, a strided
     valid conv before the global op never reads the last pixels), ``None`` when unknown. Without
-    a global part, ``reach`` is what the units read together when their per-unit pixels are not
-    kept (untracked units, or a merge of different grids).
+    a global part and a window, ``reach`` is what the untracked units read together.
     """
 
     window: Window | None
@@ -123,8 +122,8 @@ class AxisState:
             lo, hi = self.reach
         if self.window is not None:
             r = self.real
-            if r is None:  # (a merge of grids whose units' pixels are not kept: their span is)
-                return None if self.is_global else self.reach
+            if r is None:
+                return None
             read = (
                 [(r.lo[0], r.hi[-1])]
                 if r.simple and r.lo
