@@ -1070,6 +1070,8 @@ def _fold_clip(op: str, a: dict[str, Any], v: list[Array | None], opset: int) ->
         if any(b is not None and b.size != 1 for b in given):
             raise ValueError("Clip bounds must be scalars")
         lo, hi = (None if b is None else b.data[0] for b in given)
+    if lo != lo or hi != hi:  # (a NaN bound: not folded)
+        raise ValueError("NaN Clip bound")
     out = []
     for d in x.data:
         if lo is not None and d < lo:
