@@ -794,3 +794,49 @@ def test_inception_resnet_scaled_residual(tmp_path: Path) -> None:
     assert r.verdict.certain and r.layer("scaled").rf == [3, 3]
     del scale["module"]  # a user's class of that name is not guessed at
     assert analyze(save_dir(tmp_path, model, "m2")).layer("scaled").status == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape", "global_positions"),
+    [
+        # (N, 12, 4) . (N, 12, 4) over the features: (N, 12, 12) scores between positions:
+        # along the first positions, unit t reads a's window t and every position of b
+        (2, (None, 12, 12), True),
+        # over the positions: (N, 4, 4), every value reads every position of both
+        (1, (None, 4, 4), True),
+    ],
+)
+def test_dot_of_two_sequences(
+    tmp_path: Path, axes: int, shape: tuple[int | None, ...], global_positions: bool
+) -> None:
+    conv = {"filters": 4, "kernel_size": [3], "strides": [1], "padding": "same",
+            "dilation_rate": [1], "data_format": "channels_last"}
+    model = k2_functional(
+        [
+            k2_input("seq", [None, 12, 2]),
+            k2_layer("Conv1D", "a", [[["seq", 0, 0, {}]]], **conv),
+            k2_layer("Conv1D", "b", [[["seq", 0, 0, {}]]], **conv),
+            k2_layer("Dot", "dot", [[["a", 0, 0, {}], ["b", 0, 0, {}]]], axes=axes),
+        ],
+        [["dot", 0, 0]],
+    )
+    r = analyze(save_dir(tmp_path, model))
+    dot = r.layer("dot")
+    assert dot.output_shape == shape and dot.status == "ok"
+    assert dot.is_global == global_positions
+    if global_positions:
+        assert dot.sees_full_input and r.verdict.certain
+
+
+def test_dot_of_two_vectors_keeps_a_column(tmp_path: Path) -> None:
+    model = k2_functional(
+        [
+            k2_input("seq", [None, 12, 2]),
+            k2_layer("Flatten", "fa", [[["seq", 0, 0, {}]]]),
+            k2_layer("Flatten", "fb", [[["seq", 0, 0, {}]]]),
+            k2_layer("Dot", "dot", [[["fa", 0, 0, {}], ["fb", 0, 0, {}]]], axes=1),
+        ],
+        [["dot", 0, 0]],
+    )
+    r = analyze(save_dir(tmp_path, model))
+    assert r.layer("dot").output_shape == (None, 1) and r.layer("dot").is_global

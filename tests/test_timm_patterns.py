@@ -194,3 +194,29 @@ def test_scores_of_queries_and_keys_on_different_grids(tmp_path: Path) -> None:
     assert measured == [[(0, 15)] + [(2, 15)] * 7]
     o = cnnprobe.analyze(path).tensor("o")
     assert o.axes[0].full is not True and o.sees_full_input is not True
+
+
+def test_scores_between_the_positions_of_two_maps(tmp_path: Path) -> None:
+    """q = conv3 (x), k = conv3 (x), scores = q^T k ([1, 16, 16]: query position t, key position
+    s). Along the query positions, unit t reads q's pixels t-1..t+1 and every key position: the
+    whole input (onnxruntime). It read as q's window only (k's positions, on the other axis,
+    were taken for the same units)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "wq"], ["q"], name="q", kernel_shape=[3], pads=[1, 1]),
+        helper.make_node("Conv", ["x", "wk"], ["k"], name="k", kernel_shape=[3], pads=[1, 1]),
+        helper.make_node("Transpose", ["q"], ["qt"], name="qt", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["qt", "k"], ["s"], name="scores"),
+    ]
+    inits = [
+        _init("wq", rng.standard_normal((4, 4, 3))),
+        _init("wk", rng.standard_normal((4, 4, 3))),
+    ]
+    path = _save(tmp_path, nodes, inits, "s", shape=(1, 4, 16), opset=13)
+    measured = measure_intervals(
+        onnx.load(path), "x", ["s"], spatial_axes_in=(2,), tensor_axes={"s": (0, (1,))}
+    )["s"]
+    assert measured == [[(0, 15)] * 16]
+    sc = cnnprobe.analyze(path).tensor("s")
+    a = sc.axes[0]
+    assert sc.status == "ok" and a.is_global and a.reach == (0, 15) and a.full
+    assert (a.rf, a.start) == (3, -1)  # (q's own window, the local part)

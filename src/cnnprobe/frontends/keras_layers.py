@@ -605,6 +605,40 @@ def merge(c: LayerCall) -> list[Node]:
     return [c.node("elementwise", c.inputs)]
 
 
+@layer("Dot")
+def dot(c: LayerCall) -> list[Node]:
+    """Keras ``batch_dot`` of two tensors along ``axes`` (one axis each, never the batch): the
+    output has the batch, then the first tensor's other axes, then the second's (a (batch, 1)
+    column when nothing else is left). ``normalize`` (cosine) mixes only the contracted axes."""
+    if len(c.inputs) != 2:
+        raise c.fail(f"expects two tensors, got {len(c.inputs)}")
+    a, b = c.inputs
+    ra, rb = c.rank(a), c.rank(b)
+    if ra is None or rb is None:
+        return unknown(c, "the ranks of its inputs are unknown")
+    raw = c.get("axes", -1)
+    pair = c.axis_list(raw, "axes")
+    if len(pair) == 1:
+        pair = (pair[0], pair[0])
+    if len(pair) != 2 or not (-ra <= pair[0] < ra and -rb <= pair[1] < rb):
+        raise c.fail(f"'axes' is {_show(raw)} for inputs of ranks {ra} and {rb}")
+    ax_a, ax_b = pair[0] % ra, pair[1] % rb
+    if ax_a == 0 or ax_b == 0:
+        raise c.fail("'axes' names the batch axis")
+    if ra + rb > 24:
+        return unknown(c, "inputs of too high a rank")
+    la = ["z"] + [chr(ord("a") + k) for k in range(ra - 1)]
+    lb = ["z"] + [chr(ord("m") + k) for k in range(rb - 1)]
+    la[ax_a] = lb[ax_b] = "y"
+    out = "z" + "".join(la[k] for k in range(1, ra) if k != ax_a)
+    out += "".join(lb[k] for k in range(1, rb) if k != ax_b)
+    equation = f"{''.join(la)},{''.join(lb)}->{out}"
+    if len(out) > 1:
+        return [c.node("einsum", [a, b], equation=equation)]
+    summed = c.aux("dot", "einsum", [a, b], equation=equation)
+    return [summed, c.node("unsqueeze", [Tensor(summed.outputs[0])], axes=(1,))]
+
+
 #: InceptionResNetV2's residual ``x + scale * branch``
 APPLICATION_LAYERS["CustomScaleLayer"] = merge
 

@@ -837,7 +837,8 @@ def matmul_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         layout=b.layout[:-2] + ((Factor(1),),) + b.layout[-1:],
         shape=b.shape[:-2] + (1,) + b.shape[-1:],
     )
-    return [_merge([p for p in (a_part, b_part) if p.live], out_shape, ctx)]
+    live = [p for p in (a_part, b_part) if p.live]
+    return [_merge(_one_axis_each(live, len(out_shape)), out_shape, ctx)]
 
 
 @rule("einsum")
@@ -863,7 +864,37 @@ def einsum_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         )
         shape = tuple(s.shape[where[lab]] if lab in where else 1 for lab in out_labels)
         parts.append(s.evolve(layout=layout, shape=shape))
-    return [_merge(parts, out_shape, ctx)]
+    return [_merge(_one_axis_each(parts, len(out_shape)), out_shape, ctx)]
+
+
+def _one_axis_each(parts: list[TensorState], rank: int) -> list[TensorState]:
+    """Operands of a product whose positions of one input axis land on different output axes
+    (scores between the positions of two maps: [.., t, s]): along the first such axis, a unit
+    reads its own window in the first operand and every position of the others. Those others
+    are made global over their axis, which then holds no input axis."""
+    first: dict[int, int] = {}
+    out = []
+    for p in parts:
+        off = rank - p.rank
+        moved = []
+        for t, fs in enumerate(p.layout):
+            for f in fs:
+                if f.spatial is None or f.size == 1:
+                    continue
+                at = first.setdefault(f.spatial, t + off)
+                if at != t + off:
+                    moved.append(t)
+        if moved:
+            p = p.make_global(moved, keep_window=False)
+            layout = tuple(
+                tuple(factor(f.size) if f.spatial is not None else f for f in fs)
+                if t in moved
+                else fs
+                for t, fs in enumerate(p.layout)
+            )
+            p = p.evolve(layout=layout)
+        out.append(p)
+    return out
 
 
 def _einsum_labels(equation: str, ranks: Sequence[int]) -> tuple[list[list[str]], list[str]]:
