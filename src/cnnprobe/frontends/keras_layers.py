@@ -488,15 +488,13 @@ def recurrent(c: LayerCall) -> list[Node]:
     """``(batch, time, features)``: the output at every step or the last one, then with
     ``return_state`` the final states (two for an LSTM). Initial states passed in are read by
     every step."""
-    specs = _recurrent_outputs(c, c.config, "forward")
+    specs = _recurrent_outputs(c, c.config)
     if isinstance(specs, str):
         return unknown(c, specs)
     return [_recurrent_node(c, specs)]
 
 
-def _recurrent_outputs(
-    c: LayerCall, cfg: dict[str, Any], direction: str
-) -> list[RecurrentOutput] | str:
+def _recurrent_outputs(c: LayerCall, cfg: dict[str, Any]) -> list[RecurrentOutput] | str:
     """What a recurrent layer of config ``cfg`` returns, or why it is not followed."""
     inner = replace(c, config=cfg)
     units = inner.int_("units")
@@ -506,8 +504,7 @@ def _recurrent_outputs(
     sequences = inner.bool_("return_sequences", False)
     if backwards and sequences:  # (its steps come out last first: a reversed axis)
         return "go_backwards returns the steps in reverse order"
-    if backwards:
-        direction = "reverse"
+    direction = "reverse" if backwards else "forward"
     specs = [RecurrentOutput(sequences, direction, None, units)]
     if inner.bool_("return_state", False):
         states = RECURRENT_STATES.get(c.cls, 1)
@@ -543,8 +540,8 @@ def bidirectional(c: LayerCall) -> list[Node]:
     merge = c.get("merge_mode", "concat")
     if merge not in ("concat", "sum", "ave", "mul", None):
         raise c.fail(f"'merge_mode' is {_show(merge)}, expected concat, sum, ave, mul or null")
-    fwd = _recurrent_outputs(replace(c, cls=str(cls)), cfg, "forward")
-    if isinstance(fwd, str) or replace(c, config=cfg).bool_("go_backwards", False):
+    fwd = _recurrent_outputs(replace(c, cls=str(cls)), cfg)
+    if isinstance(fwd, str) or fwd[0].direction == "reverse":
         return unknown(c, f"the wrapped {cls} runs backwards")
     # an explicit backward layer may differ (units, class: its own states)
     back_layer = c.get("backward_layer")
@@ -554,7 +551,7 @@ def bidirectional(c: LayerCall) -> list[Node]:
         if back_cls not in RECURRENT_LAYERS:
             return unknown(c, f"the backward {back_cls} is not followed")
         bcfg = {**back_layer["config"], "go_backwards": False}
-        got = _recurrent_outputs(replace(c, cls=str(back_cls)), bcfg, "forward")
+        got = _recurrent_outputs(replace(c, cls=str(back_cls)), bcfg)
         if isinstance(got, str):
             return unknown(c, got)
         back = got

@@ -960,8 +960,10 @@ def _fold(p: NodeInfo, a: dict[str, Any], ctx: Ctx) -> None:
                 ctx.shapes[out] = _broadcast_shapes(tuple(d for d in src if d is not None), target)
             return
         if op not in FOLDERS:
-            if op in SAME_SHAPE and p.input:
-                _shape_only(p, a, ctx, out)  # (weights normalised in the graph)
+            # (weights normalised in the graph; activations, whose shapes are not known here
+            # as a rule, are not even looked at: thousands of nodes)
+            if op in SAME_SHAPE and p.input and p.input[0] in ctx.shapes:
+                _shape_only(p, a, ctx, out)
             return  # (not even a look at the operands: most nodes)
         vals: list[Array | None] = []
         for x in p.input:  # all operands static (absent optional ones: None), or no folding
