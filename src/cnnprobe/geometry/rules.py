@@ -31,7 +31,17 @@ from .arithmetic import (
 )
 from .qamap import PeriodTooLarge, QAMap, fraction
 from .real import Real, Span
-from .state import AxisState, Factor, Layout, TensorState, Window, factor, hull, locations
+from .state import (
+    AxisState,
+    Factor,
+    Layout,
+    TensorState,
+    Window,
+    block_wide,
+    factor,
+    hull,
+    locations,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +122,9 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     factors = layout[t]
     if len(factors) == 1:  # the common case: one input axis or one other axis
         f = factors[0]
-        return layout[:t] + ((factor(size, f.spatial, f.carries, f.blend),),) + layout[t + 1 :]
+        return (
+            layout[:t] + ((factor(size, f.spatial, f.carries, f.blend, f.part),),) + layout[t + 1 :]
+        )
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
@@ -195,7 +207,8 @@ def _move_window(
     if len(spatial) > 1 or not plain:
         ctx.give_up(
             "window-on-folded-axis",
-            f"sliding along tensor axis {t}, which holds several input axes after a reshape",
+            f"sliding along tensor axis {t}, which holds several input axes or part of one "
+            "after a reshape",
         )
         return state.set_axis(a, state.axes[a].local(None)), a
     ax = state.axes[a]
@@ -620,9 +633,7 @@ def _reduced(x: TensorState, axes: Sequence[int], keepdims: bool) -> TensorState
             shape = _shape_with(shape, t, 1)
         return out.evolve(layout=layout, shape=shape)
     keep = [t for t in range(x.rank) if t not in axes]
-    riders = tuple(
-        Factor(1, a) for t in axes for f in out.layout[t] for a in _spatial_ids((f,))
-    )
+    riders = tuple(Factor(1, a) for t in axes for f in out.layout[t] for a in _spatial_ids((f,)))
     layout = _attach(tuple(out.layout[t] for t in keep), riders)
     return out.evolve(layout=layout, shape=tuple(out.shape[t] for t in keep))
 
@@ -673,9 +684,7 @@ def _scanned(x: TensorState, t: int, reverse: bool, ctx: RuleContext) -> TensorS
         lo_idx, hi_idx = QAMap.affine(0, 1), QAMap.constant(n - 1)
     else:
         lo_idx, hi_idx = QAMap.constant(0), QAMap.affine(0, 1)
-    out, a = _move_window(
-        x, t, lo_idx, hi_idx, ctx, _spans(_running, reverse=reverse), x.shape[t]
-    )
+    out, a = _move_window(x, t, lo_idx, hi_idx, ctx, _spans(_running, reverse=reverse), x.shape[t])
     w = out.axes[a].window if a is not None else None
     if w is not None and x.shape[t] != 1 and all(m.step == 0 for m in w.lo + w.hi):
         # running both ways (a forward then a backward pass): every unit has read every unit
@@ -727,8 +736,7 @@ def select_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     if held and (not idx.live or not all(_covers(idx, data, a) for a in held)):
         ctx.give_up(
             "picked-positions",
-            f"picking positions along tensor axis {t} at indices that do not depend on all of "
-            "them",
+            f"picking positions along tensor axis {t} at indices that do not depend on all of them",
         )
         return [_forget(data, t).evolve(shape=idx.shape)]
     parts = [p for p in (_contracted(data, t, idx.shape[t]), idx) if p.live]
@@ -779,7 +787,8 @@ def _carrying(st: TensorState, t: int, held: Sequence[int]) -> TensorState:
     if not held:
         return st
     carried = tuple(
-        factor(f.size, f.spatial, tuple(sorted({*f.carries, *held})), True) for f in st.layout[t]
+        factor(f.size, f.spatial, tuple(sorted({*f.carries, *held})), True, f.part)
+        for f in st.layout[t]
     )
     return st.evolve(layout=st.layout[:t] + (carried,) + st.layout[t + 1 :])
 
@@ -859,9 +868,7 @@ def einsum_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         summed = [t for t, lab in enumerate(labels) if lab not in out_labels]
         s = s.make_global(summed, keep_window=False)
         where = {lab: t for t, lab in enumerate(labels)}
-        layout = tuple(
-            s.layout[where[lab]] if lab in where else (Factor(1),) for lab in out_labels
-        )
+        layout = tuple(s.layout[where[lab]] if lab in where else (Factor(1),) for lab in out_labels)
         shape = tuple(s.shape[where[lab]] if lab in where else 1 for lab in out_labels)
         parts.append(s.evolve(layout=layout, shape=shape))
     return [_merge(_one_axis_each(parts, len(out_shape)), out_shape, ctx)]
@@ -872,7 +879,7 @@ def _one_axis_each(parts: list[TensorState], rank: int) -> list[TensorState]:
     (scores between the positions of two maps: [.., t, s]): along the first such axis, a unit
     reads its own window in the first operand and every position of the others. Those others
     are made global over their axis, which then holds no input axis."""
-    first: dict[int, int] = {}
+    first: dict[tuple[int, int], int] = {}
     out = []
     for p in parts:
         off = rank - p.rank
@@ -881,7 +888,8 @@ def _one_axis_each(parts: list[TensorState], rank: int) -> list[TensorState]:
             for f in fs:
                 if f.spatial is None or f.size == 1:
                     continue
-                at = first.setdefault(f.spatial, t + off)
+                # (the blocks and the offsets of an axis split into blocks are apart anyway)
+                at = first.setdefault((f.spatial, (f.part > 0) - (f.part < 0)), t + off)
                 if at != t + off:
                     moved.append(t)
         if moved:
@@ -1056,11 +1064,7 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
         at = where.get(sp, (None, False))[0]
         # units along this input axis: its factor's size (an axis folded with others by a
         # reshape, as attention does with positions, keeps its units)
-        n = (
-            next((f.size for f in full_layout[at] if f.spatial == sp), None)
-            if at is not None
-            else None
-        )
+        n = _units(full_layout, sp) if at is not None else None
         rs = reals[sp]
         merged: Real | None = None
         if axes[sp].window is not None and n is not None and rs and all(r for r, _ in rs):
@@ -1077,6 +1081,26 @@ def _merge(parts: Sequence[TensorState], out_shape: Shape, ctx: RuleContext) -> 
     return TensorState(
         out_shape, full_layout, tuple(axes), live=True, uncertain=any(p.uncertain for p in parts)
     )
+
+
+def _units(layout: Layout, a: int) -> int | None:
+    """Positions of input axis ``a`` in a layout: its factor's size, or for an axis split into
+    blocks, the blocks times their size (``None`` if unknown)."""
+    n = 1
+    seen = False
+    for fs in layout:
+        for f in fs:
+            if f.spatial != a:
+                continue
+            if f.size is None:
+                return None
+            if not f.part:
+                return f.size
+            n *= f.size
+            seen = True
+            if f.part > 0 and not any(g.spatial == a and g.part < 0 for gs in layout for g in gs):
+                n *= f.part  # (the offsets are gone: every position of a block reads alike)
+    return n if seen else None
 
 
 def _fit(factors: tuple[Factor, ...], size: Dim) -> tuple[Factor, ...]:
@@ -1363,14 +1387,85 @@ def reshape_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> li
             raise GeometryError("reshape target is computed at run time and no shape is recorded")
         shape = _complete(x.shape, decl)
     layout = _match_factors(x, shape, target)
-    if layout is None:
+    out = None if layout is None else _settle_parts(x, layout)
+    if out is None:
         if any(f.spatial is not None for fs in x.layout for f in fs):
             ctx.give_up(
                 "reshape-untracked",
                 f"cannot follow the input's spatial axes through a reshape {x.shape} -> {shape}",
             )
         return [_unknown_windows(x, shape)]
-    return [x.evolve(layout=layout, shape=shape)]
+    return [out.evolve(shape=shape)]
+
+
+def _settle_parts(x: TensorState, layout: Layout) -> TensorState | None:
+    """``x`` in a new layout, where input axes split into blocks (:attr:`Factor.part`) are
+    settled: blocks followed by their offsets on one axis are the whole axis again; offsets
+    folded with other data (channels: a space-to-depth written as a reshape) are let go, every
+    position of a block then reading the whole block; blocks without their offsets become
+    the axis, one unit per block. ``None``: the offsets land before their blocks on one axis
+    (a reordering of positions, not followed)."""
+    if not any(f.part for fs in layout for f in fs):
+        return x.evolve(layout=layout)
+    axes = list(x.axes)
+    groups: list[tuple[Factor, ...]] = []
+    for fs in layout:
+        merged: list[Factor] = []
+        for f in fs:
+            last = merged[-1] if merged else None
+            if (
+                f.part < 0
+                and last is not None
+                and last.part == f.size
+                and last.spatial == f.spatial
+                and last.carries == f.carries
+                and last.size is not None
+            ):
+                merged[-1] = factor(last.size * f.size, f.spatial, f.carries, f.blend)
+            else:
+                merged.append(f)
+        for f in merged:
+            if f.part > 0 and any(
+                g.part < 0 and g.spatial == f.spatial and g.carries == f.carries
+                for g in merged[: merged.index(f)]
+            ):
+                return None
+        if any(f.part < 0 for f in merged) and any(f.part >= 0 and f.size != 1 for f in merged):
+            # offsets folded with other data: each position reads its whole block
+            for k, f in enumerate(merged):
+                if f.part < 0 and f.spatial is not None and f.size is not None:
+                    axes[f.spatial] = block_wide(axes[f.spatial], f.size)
+                    merged[k] = factor(f.size)
+        groups.append(tuple(merged))
+    inner = {(f.spatial, f.carries) for fs in groups for f in fs if f.part < 0}
+    out: list[tuple[Factor, ...]] = []
+    for fs in groups:
+        new: list[Factor] = []
+        for f in fs:
+            if f.part > 0 and (f.spatial, f.carries) not in inner:
+                # blocks without their offsets: one unit per block, reading the whole block
+                if f.spatial is not None and f.size is not None:
+                    axes[f.spatial] = _per_block(axes[f.spatial], f.part, f.size)
+                f = factor(f.size, f.spatial, f.carries, f.blend)
+            new.append(f)
+        out.append(tuple(new))
+    return TensorState(x.shape, tuple(out), tuple(axes), x.live, x.uncertain)
+
+
+def _per_block(ax: AxisState, block: int, blocks: int) -> AxisState:
+    """An axis indexed by position made one unit per block of ``block`` positions."""
+    w = ax.window
+    if w is None:
+        return ax
+    try:
+        window = w.through(QAMap.affine(0, block), QAMap.affine(block - 1, block))
+    except PeriodTooLarge:
+        return ax.local(None)
+    r = ax.real
+    real = None
+    if r is not None and len(r.lo) == block * blocks:
+        real = r.through(taps.blocks(len(r.lo), blocks, block, True))
+    return ax.local(window, real)
 
 
 def _complete(src: Shape, dst: Shape) -> Shape:
@@ -1452,10 +1547,17 @@ def _match_factors(x: TensorState, shape: Shape, target: Sequence[int] | None) -
                 group.append(f)
                 need //= f.size
                 i += 1
-            elif f.size % need == 0 and f.spatial is None:
-                # (carried positions: in both)
-                group.append(Factor(need, None, f.carries, f.blend))
-                factors[i] = Factor(f.size // need, None, f.carries, f.blend)
+            elif f.size % need == 0 and (f.spatial is not None or f.carries):
+                if f.part:  # (a part split again: not followed)
+                    return None
+                # an input axis split into blocks (row-major: the blocks, then the offsets)
+                block = f.size // need
+                group.append(factor(need, f.spatial, f.carries, f.blend, block))
+                factors[i] = factor(block, f.spatial, f.carries, f.blend, -1)
+                need = 1
+            elif f.size % need == 0:
+                group.append(factor(need))
+                factors[i] = factor(f.size // need)
                 need = 1
             else:
                 return None

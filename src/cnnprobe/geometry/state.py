@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..ir import Shape
-from .qamap import QAMap, envelope
+from .qamap import PeriodTooLarge, QAMap, envelope
 from .real import Real
 
 
@@ -166,10 +166,14 @@ class Factor:
     carries: tuple[int, ...] = ()
     #: the carried positions tell apart elements that depend on different parts of the input
     blend: bool = False
+    #: a part of an input axis a reshape split into blocks (position = block * B + offset):
+    #: 0 the whole axis; B > 0 the blocks (each unit a block of B positions); -1 the offsets
+    #: within a block (size B). Windows stay indexed by the position (``block * B + offset``).
+    part: int = 0
 
     def resized(self, size: int | None) -> Factor:
         """This factor with another size (what it holds, carries or blends is kept)."""
-        return factor(size, self.spatial, self.carries, self.blend)
+        return factor(size, self.spatial, self.carries, self.blend, self.part)
 
 
 Layout = tuple[tuple[Factor, ...], ...]
@@ -177,10 +181,14 @@ Layout = tuple[tuple[Factor, ...], ...]
 
 @lru_cache(maxsize=1 << 12)
 def factor(
-    size: int | None, spatial: int | None = None, carries: tuple[int, ...] = (), blend: bool = False
+    size: int | None,
+    spatial: int | None = None,
+    carries: tuple[int, ...] = (),
+    blend: bool = False,
+    part: int = 0,
 ) -> Factor:
     """A shared :class:`Factor` (they are immutable, and rules make one per axis per node)."""
-    return Factor(size, spatial, carries, blend)
+    return Factor(size, spatial, carries, blend, part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,23 +297,35 @@ class TensorState:
         no local window is left.
         """
         tensor_axes = tuple(tensor_axes)
-        hit = {f.spatial for t in tensor_axes for f in self.layout[t] if f.spatial is not None}
-        carried = {a for t in tensor_axes for f in self.layout[t] for a in f.carries} - hit
+        state = self
+        split = {a for fs in self.layout for f in fs if f.part for a in _ids(f)}
+        if split:
+            # input axes split into blocks: an op over all the offsets of the blocks makes each
+            # position read its whole block; over the blocks alone (the same offset in every
+            # block), the units are not followed; over all of its parts, it is global
+            state, whole = self._over_parts(tensor_axes, split)
+            tensor_axes = tuple(t for t in tensor_axes if not any(f.part for f in self.layout[t]))
+        else:
+            whole = set()
+        hit = {
+            f.spatial for t in tensor_axes for f in state.layout[t] if f.spatial is not None
+        } | whole
+        carried = {a for t in tensor_axes for f in state.layout[t] for a in f.carries} - hit
         elsewhere: set[int | None] = set()
         if carried:
             # (an input axis carried along these axes but held on a grid by another one keeps
             # its units' local windows there: a layer over a bidirectional layer's features)
             elsewhere = {
                 f.spatial
-                for t, fs in enumerate(self.layout)
+                for t, fs in enumerate(state.layout)
                 if t not in tensor_axes
                 for f in fs
                 if f.spatial in carried
             }
             hit |= carried
         if not hit:
-            return self
-        return self.with_axes(
+            return state
+        return state.with_axes(
             (
                 AxisState(ax.window, True, ax.real, ax.span())
                 if keep_window or a in elsewhere
@@ -313,8 +333,64 @@ class TensorState:
             )
             if a in hit
             else ax
-            for a, ax in enumerate(self.axes)
+            for a, ax in enumerate(state.axes)
         )
+
+    def _over_parts(
+        self, tensor_axes: tuple[int, ...], split: set[int]
+    ) -> tuple[TensorState, set[int]]:
+        """:meth:`make_global` for the input axes split into blocks: the state with the axes
+        whose offsets alone are covered made block-wide (or whose blocks alone are covered,
+        untracked), and the axes all of whose parts are covered (global)."""
+        whole: set[int] = set()
+        axes = list(self.axes)
+        for a in split:
+            parts = [
+                (t in tensor_axes, f)
+                for t, fs in enumerate(self.layout)
+                for f in fs
+                if f.part and a in _ids(f)
+            ]
+            inside = [f for covered, f in parts if covered]
+            if not inside:
+                continue
+            if len(inside) == len(parts):
+                whole.add(a)
+            elif all(f.part < 0 for f in inside) and inside[0].size:
+                axes[a] = block_wide(axes[a], inside[0].size)
+            else:
+                # (untracked even where the axis is global: its units' own reads are not known,
+                # and a merge must not take another operand's window for theirs)
+                axes[a] = AxisState.untracked(axes[a].span())
+        return self.with_axes(axes), whole
+
+
+def _ids(f: Factor) -> tuple[int, ...]:
+    """The input axes whose positions a factor holds (on a grid or carried)."""
+    return (f.spatial, *f.carries) if f.spatial is not None else f.carries
+
+
+def block_wide(ax: AxisState, block: int) -> AxisState:
+    """Every position reads its whole block of ``block`` positions (windows indexed by the
+    position): the union of the block's windows and real pixels."""
+    w = ax.window
+    if w is None:
+        return ax
+    try:
+        window = w.through(
+            QAMap(block, block, (0,) * block), QAMap(block, block, (block - 1,) * block)
+        )
+    except PeriodTooLarge:
+        return (
+            AxisState(None, True, None, ax.reach)
+            if ax.is_global
+            else AxisState.untracked(ax.span())
+        )
+    r = ax.real
+    real = None
+    if r is not None and len(r.lo) % block == 0:
+        real = r.through([(h - h % block, h - h % block + block - 1, 1) for h in range(len(r.lo))])
+    return ax.local(window, real)
 
 
 @lru_cache(maxsize=4096)
@@ -326,7 +402,8 @@ def locations(layout: Layout) -> dict[int, tuple[int, bool]]:
         for f in factors:
             if f.spatial is not None and f.spatial not in out:
                 company = [g for g in factors if g.spatial != f.spatial and g.size != 1]
-                out[f.spatial] = (t, not company)
+                # (a part of an axis split into blocks is never the plain axis)
+                out[f.spatial] = (t, not company and not f.part)
     return out
 
 

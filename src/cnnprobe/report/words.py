@@ -49,8 +49,9 @@ def verdict_lines(result: AnalysisResult) -> list[str]:
         )
     if any(a.staircase for a in last.axes):
         lines.append(
-            "  After upsampling, neighbouring units share input pixels (a staircase): the jump "
-            "is the exact mean and the receptive field is that of the widest unit."
+            "  Neighbouring units share input pixels (a staircase: after upsampling, or after "
+            "mixing the positions of each block): the jump is the exact mean and the receptive "
+            "field is that of the widest unit."
         )
     if v.coverage_centre and all(c is not None for c in v.coverage_centre):
         centre = _pixels(v.coverage_centre, v.input_size)
