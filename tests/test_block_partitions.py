@@ -258,3 +258,53 @@ def test_window_attention_summary_cli(tmp_path: Path, grid: bool) -> None:
     for fmt in ("table", "json", "markdown"):
         res = CliRunner().invoke(app, ["summary", str(path), "--all", "--format", fmt])
         assert res.exit_code == 0, res.output
+
+
+def _conv_then(tmp_path: Path, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]) -> Path:
+    head = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0", pads=[1] * 4)]
+    return _save(tmp_path, head + nodes, [_init("w0", rng.standard_normal((2, 1, 3, 3))), *inits])
+
+
+def test_other_axes_folded_with_a_part_are_read_in_full(tmp_path: Path) -> None:
+    """The offsets of the height folded with the width (Flatten), a softmax over that axis:
+    every unit reads the whole width (the height: its block). Found in review: the width was
+    left with the conv's 3 pixels."""
+    path = _conv_then(
+        tmp_path,
+        [
+            helper.make_node("Reshape", ["c0", "s5"], ["r"], name="split"),
+            helper.make_node("Flatten", ["r"], ["fl"], name="fold", axis=3),
+            helper.make_node("Softmax", ["fl"], ["sm"], name="softmax", axis=1),
+            helper.make_node("Reshape", ["sm", "s4"], ["out"], name="back"),
+        ],
+        [_shape("s5", [1, 2, 4, 4, 16]), _shape("s4", [1, 2, 16, 16])],
+    )
+    r = cnnprobe.analyze(path)
+    out = r.tensor("out")
+    measured = measure_intervals(onnx.load(path), "x", ["out"], spatial_axes_in=(2, 3))["out"]
+    assert measured[1] == [(0, N - 1)] * N
+    assert out.axes[1].is_global and out.axes[1].full
+    # the height: the block of 4 rows (each with the conv's 3), clipped to the image
+    hand = [(max(4 * (h // 4) - 1, 0), min(4 * (h // 4) + 4, N - 1)) for h in range(N)]
+    assert measured[0] == hand and _seen(out, 0, N) == hand
+
+
+def test_split_then_flatten_and_dense_is_global(tmp_path: Path) -> None:
+    path = _conv_then(
+        tmp_path,
+        [
+            helper.make_node("Reshape", ["c0", "s5"], ["r"], name="split"),
+            helper.make_node("Flatten", ["r"], ["fl"], name="flatten", axis=1),
+            helper.make_node("Gemm", ["fl", "gw"], ["out"], name="dense", transB=1),
+        ],
+        [_shape("s5", [1, 2, 4, 4, 16]), _init("gw", rng.standard_normal((3, 512)))],
+    )
+    r = cnnprobe.analyze(path)
+    out = r.tensor("out")
+    assert out.is_global and out.sees_full_input
+    assert r.verdict.first_full_coverage_layer == "dense"
+    measured = measure_intervals(
+        onnx.load(path), "x", ["out"], spatial_axes_in=(2, 3),
+        tensor_axes={"out": (0, (None, None))},
+    )["out"]
+    assert measured == [[(0, N - 1)], [(0, N - 1)]]

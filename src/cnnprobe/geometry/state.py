@@ -304,13 +304,18 @@ class TensorState:
             # position read its whole block; over the blocks alone (the same offset in every
             # block), the units are not followed; over all of its parts, it is global
             state, whole = self._over_parts(tensor_axes, split)
-            tensor_axes = tuple(t for t in tensor_axes if not any(f.part for f in self.layout[t]))
         else:
             whole = set()
+        # (the parts are settled above; other input axes folded with them are read in full)
         hit = {
-            f.spatial for t in tensor_axes for f in state.layout[t] if f.spatial is not None
+            f.spatial
+            for t in tensor_axes
+            for f in state.layout[t]
+            if f.spatial is not None and not f.part
         } | whole
-        carried = {a for t in tensor_axes for f in state.layout[t] for a in f.carries} - hit
+        carried = {
+            a for t in tensor_axes for f in state.layout[t] if not f.part for a in f.carries
+        } - hit
         elsewhere: set[int | None] = set()
         if carried:
             # (an input axis carried along these axes but held on a grid by another one keeps
