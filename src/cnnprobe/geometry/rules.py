@@ -41,6 +41,7 @@ from .state import (
     factor,
     hull,
     locations,
+    per_block,
 )
 
 
@@ -122,9 +123,8 @@ def _set_size(layout: Layout, t: int, size: Dim) -> Layout:
     factors = layout[t]
     if len(factors) == 1:  # the common case: one input axis or one other axis
         f = factors[0]
-        return (
-            layout[:t] + ((factor(size, f.spatial, f.carries, f.blend, f.part),),) + layout[t + 1 :]
-        )
+        kept = factor(size, f.spatial, f.carries, f.blend, f.part)
+        return layout[:t] + ((kept,),) + layout[t + 1 :]
     big = [f for f in factors if f.size != 1]
     if len(big) <= 1:
         keep = big[0] if big else (factors[0] if factors else Factor(size))
@@ -633,7 +633,9 @@ def _reduced(x: TensorState, axes: Sequence[int], keepdims: bool) -> TensorState
             shape = _shape_with(shape, t, 1)
         return out.evolve(layout=layout, shape=shape)
     keep = [t for t in range(x.rank) if t not in axes]
-    riders = tuple(Factor(1, a) for t in axes for f in out.layout[t] for a in _spatial_ids((f,)))
+    riders = tuple(
+        Factor(1, a) for t in axes for f in out.layout[t] for a in _spatial_ids((f,))
+    )
     layout = _attach(tuple(out.layout[t] for t in keep), riders)
     return out.evolve(layout=layout, shape=tuple(out.shape[t] for t in keep))
 
@@ -684,7 +686,9 @@ def _scanned(x: TensorState, t: int, reverse: bool, ctx: RuleContext) -> TensorS
         lo_idx, hi_idx = QAMap.affine(0, 1), QAMap.constant(n - 1)
     else:
         lo_idx, hi_idx = QAMap.constant(0), QAMap.affine(0, 1)
-    out, a = _move_window(x, t, lo_idx, hi_idx, ctx, _spans(_running, reverse=reverse), x.shape[t])
+    out, a = _move_window(
+        x, t, lo_idx, hi_idx, ctx, _spans(_running, reverse=reverse), x.shape[t]
+    )
     w = out.axes[a].window if a is not None else None
     if w is not None and x.shape[t] != 1 and all(m.step == 0 for m in w.lo + w.hi):
         # running both ways (a forward then a backward pass): every unit has read every unit
@@ -736,7 +740,8 @@ def select_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
     if held and (not idx.live or not all(_covers(idx, data, a) for a in held)):
         ctx.give_up(
             "picked-positions",
-            f"picking positions along tensor axis {t} at indices that do not depend on all of them",
+            f"picking positions along tensor axis {t} at indices that do not depend on all of "
+            "them",
         )
         return [_forget(data, t).evolve(shape=idx.shape)]
     parts = [p for p in (_contracted(data, t, idx.shape[t]), idx) if p.live]
@@ -868,7 +873,9 @@ def einsum_rule(node: Node, ins: Sequence[TensorState], ctx: RuleContext) -> lis
         summed = [t for t, lab in enumerate(labels) if lab not in out_labels]
         s = s.make_global(summed, keep_window=False)
         where = {lab: t for t, lab in enumerate(labels)}
-        layout = tuple(s.layout[where[lab]] if lab in where else (Factor(1),) for lab in out_labels)
+        layout = tuple(
+            s.layout[where[lab]] if lab in where else (Factor(1),) for lab in out_labels
+        )
         shape = tuple(s.shape[where[lab]] if lab in where else 1 for lab in out_labels)
         parts.append(s.evolve(layout=layout, shape=shape))
     return [_merge(_one_axis_each(parts, len(out_shape)), out_shape, ctx)]
@@ -1424,10 +1431,10 @@ def _settle_parts(x: TensorState, layout: Layout) -> TensorState | None:
                 merged[-1] = factor(last.size * f.size, f.spatial, f.carries, f.blend)
             else:
                 merged.append(f)
-        for f in merged:
+        for k, f in enumerate(merged):
             if f.part > 0 and any(
                 g.part < 0 and g.spatial == f.spatial and g.carries == f.carries
-                for g in merged[: merged.index(f)]
+                for g in merged[:k]
             ):
                 return None
         if any(f.part < 0 for f in merged) and any(f.part >= 0 and f.size != 1 for f in merged):
@@ -1445,27 +1452,11 @@ def _settle_parts(x: TensorState, layout: Layout) -> TensorState | None:
             if f.part > 0 and (f.spatial, f.carries) not in inner:
                 # blocks without their offsets: one unit per block, reading the whole block
                 if f.spatial is not None and f.size is not None:
-                    axes[f.spatial] = _per_block(axes[f.spatial], f.part, f.size)
+                    axes[f.spatial] = per_block(axes[f.spatial], f.part, f.size)
                 f = factor(f.size, f.spatial, f.carries, f.blend)
             new.append(f)
         out.append(tuple(new))
     return TensorState(x.shape, tuple(out), tuple(axes), x.live, x.uncertain)
-
-
-def _per_block(ax: AxisState, block: int, blocks: int) -> AxisState:
-    """An axis indexed by position made one unit per block of ``block`` positions."""
-    w = ax.window
-    if w is None:
-        return ax
-    try:
-        window = w.through(QAMap.affine(0, block), QAMap.affine(block - 1, block))
-    except PeriodTooLarge:
-        return ax.local(None)
-    r = ax.real
-    real = None
-    if r is not None and len(r.lo) == block * blocks:
-        real = r.through(taps.blocks(len(r.lo), blocks, block, True))
-    return ax.local(window, real)
 
 
 def _complete(src: Shape, dst: Shape) -> Shape:

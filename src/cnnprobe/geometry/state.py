@@ -12,6 +12,7 @@ from typing import Any
 from ..ir import Shape
 from .qamap import PeriodTooLarge, QAMap, envelope
 from .real import Real
+from .real import blocks as block_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +299,7 @@ class TensorState:
         """
         tensor_axes = tuple(tensor_axes)
         state = self
-        split = {a for fs in self.layout for f in fs if f.part for a in _ids(f)}
+        split = split_axes(self.layout)
         if split:
             # input axes split into blocks: an op over all the offsets of the blocks makes each
             # position read its whole block; over the blocks alone (the same offset in every
@@ -342,7 +343,7 @@ class TensorState:
         )
 
     def _over_parts(
-        self, tensor_axes: tuple[int, ...], split: set[int]
+        self, tensor_axes: tuple[int, ...], split: frozenset[int]
     ) -> tuple[TensorState, set[int]]:
         """:meth:`make_global` for the input axes split into blocks: the state with the axes
         whose offsets alone are covered made block-wide (or whose blocks alone are covered,
@@ -375,27 +376,54 @@ def _ids(f: Factor) -> tuple[int, ...]:
     return (f.spatial, *f.carries) if f.spatial is not None else f.carries
 
 
-def block_wide(ax: AxisState, block: int) -> AxisState:
-    """Every position reads its whole block of ``block`` positions (windows indexed by the
-    position): the union of the block's windows and real pixels."""
+def _unfollowed(ax: AxisState) -> AxisState:
+    """``ax`` with its units no longer followed one by one (a pattern too irregular to track):
+    its global part, or what its units read together, is kept."""
+    return AxisState(None, True, None, ax.reach) if ax.is_global else AxisState.untracked(ax.span())
+
+
+def per_block(ax: AxisState, block: int, blocks: int | None) -> AxisState:
+    """An axis indexed by position made one unit per block of ``block`` positions, each reading
+    the whole block (``blocks``: how many, for the real pixels; ``None``: unknown)."""
     w = ax.window
     if w is None:
         return ax
     try:
-        window = w.through(
-            QAMap(block, block, (0,) * block), QAMap(block, block, (block - 1,) * block)
-        )
+        window = w.through(QAMap.affine(0, block), QAMap.affine(block - 1, block))
     except PeriodTooLarge:
-        return (
-            AxisState(None, True, None, ax.reach)
-            if ax.is_global
-            else AxisState.untracked(ax.span())
-        )
+        return _unfollowed(ax)
     r = ax.real
     real = None
-    if r is not None and len(r.lo) % block == 0:
-        real = r.through([(h - h % block, h - h % block + block - 1, 1) for h in range(len(r.lo))])
+    if r is not None and blocks is not None and len(r.lo) == block * blocks:
+        real = r.through(block_spans(len(r.lo), blocks, block, True))
     return ax.local(window, real)
+
+
+def block_wide(ax: AxisState, block: int) -> AxisState:
+    """Every position reads its whole block of ``block`` positions (windows stay indexed by the
+    position): the block's figures (:func:`per_block`) handed to each of its positions."""
+    n = len(ax.real.lo) if ax.real is not None else None
+    blocks = n // block if n is not None and n % block == 0 else None
+    coarse = per_block(ax, block, blocks)
+    w = coarse.window
+    if w is None:
+        return coarse
+    spread = QAMap(block, 1, (0,) * block)  # position h is in block h // block
+    try:
+        window = w.through(spread, spread)
+    except PeriodTooLarge:
+        return _unfollowed(ax)
+    r = coarse.real
+    real = None
+    if r is not None and n is not None and blocks is not None:
+        real = r.through(block_spans(blocks, n, block, False))
+    return coarse.local(window, real)
+
+
+@lru_cache(maxsize=4096)
+def split_axes(layout: Layout) -> frozenset[int]:
+    """Input axes that a layout holds split into blocks (layouts are shared: cached)."""
+    return frozenset(a for fs in layout for f in fs if f.part for a in _ids(f))
 
 
 @lru_cache(maxsize=4096)
